@@ -1,0 +1,4 @@
+DROP TABLE refresh_tokens;
+DROP TABLE memberships;
+DROP TABLE users;
+DROP TABLE units;

@@ -1,0 +1,126 @@
+//! Wire types of sign-in, registration and the caller's own profile.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::model::User;
+use crate::units::api::UnitSummary;
+use crate::units::model::{Household, Membership, MembershipStatus, Role, Unit};
+use crate::validation::nullable;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "admin", "password": "correct horse battery"}))]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+    "token_type": "Bearer",
+    "expires_in": 900,
+    "refresh_token": "0193f6a2-5b1c-7d3e-9f00-0a1b2c3d4e5f.bWFjLW9mLXRoZS1pZA"
+}))]
+pub struct TokenResponse {
+    /// Send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Single use: exchange it at /auth/refresh for a new pair before it expires (30 days).
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "join_code": "FUY8K3QM",
+    "username": "13800138000",
+    "password": "my garden is green",
+    "display_name": "张阿姨",
+    "household": {"compound": "煤气小区", "building": "3号楼", "unit": "2单元", "room": "301"}
+}))]
+pub struct RegisterRequest {
+    /// The community's join code, as posted by its staff.
+    pub join_code: String,
+    pub username: String,
+    /// 8 to 128 characters.
+    pub password: String,
+    pub display_name: String,
+    pub phone: Option<String>,
+    pub household: Option<Household>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"display_name": "张桂兰", "phone": "13800138000"}))]
+pub struct UpdateMeRequest {
+    pub display_name: Option<String>,
+    /// null clears the phone number.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    /// 8 to 128 characters.
+    pub new_password: String,
+}
+
+/// One of the caller's memberships.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyMembership {
+    pub unit: UnitSummary,
+    pub roles: Vec<Role>,
+    pub status: MembershipStatus,
+    pub household: Option<Household>,
+}
+
+/// The caller's profile and role grants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub phone: Option<String>,
+    pub memberships: Vec<MyMembership>,
+}
+
+impl MeResponse {
+    pub fn new(user: User, memberships: Vec<(Membership, Unit)>) -> Self {
+        MeResponse {
+            id: user.id,
+            username: user.username,
+            display_name: user.display_name,
+            phone: user.phone,
+            memberships: memberships
+                .into_iter()
+                .map(|(membership, unit)| MyMembership {
+                    unit: UnitSummary::from(&unit),
+                    roles: membership.roles().to_list(),
+                    status: membership.status(),
+                    household: membership.household(),
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Users and refresh tokens: rows and their queries.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::{refresh_tokens, users};
+
+/// Consecutive failed sign-ins that lock an account.
+pub const MAX_FAILED_LOGINS: i32 = 10;
+pub const LOCKOUT: chrono::Duration = chrono::Duration::minutes(15);
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub phone: Option<String>,
+    pub password_hash: String,
+    pub failed_logins: i32,
+    pub locked_until: Option<NaiveDateTime>,
+    pub password_changed_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub display_name: Option<String>,
+    pub phone: Option<Option<String>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+impl User {
+    pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        diesel::insert_into(users::table)
+            .values(self)
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<User>> {
+        users::table
+            .find(id)
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
+        users::table
+            .filter(users::username.eq(username))
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn username_exists(conn: &mut DbConnection, username: &str) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            users::table.filter(users::username.eq(username)),
+        ))
+        .get_result(conn)
+    }
+
+    pub fn update(conn: &mut DbConnection, id: &str, changes: &UserChanges) -> QueryResult<User> {
+        diesel::update(users::table.find(id))
+            .set(changes)
+            .execute(conn)?;
+        users::table.find(id).select(User::as_select()).first(conn)
+    }
+
+    pub fn set_password(
+        conn: &mut DbConnection,
+        id: &str,
+        password_hash: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::password_hash.eq(password_hash),
+                users::password_changed_at.eq(now),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// Replaces a hash with a stronger one of the same password; not a password change.
+    pub fn set_password_hash(
+        conn: &mut DbConnection,
+        id: &str,
+        password_hash: &str,
+    ) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::password_hash.eq(password_hash))
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
+        self.locked_until
+            .is_some_and(|until| until > now.naive_utc())
+    }
+
+    /// Re-reads the user under a write lock (a no-op UPDATE takes PostgreSQL's
+    /// row lock; SQLite's BEGIN IMMEDIATE already holds the database lock), so
+    /// concurrent sign-ins count every failure.
+    pub fn lock_for_update(conn: &mut DbConnection, id: &str) -> QueryResult<User> {
+        diesel::update(users::table.find(id))
+            .set(users::failed_logins.eq(users::failed_logins))
+            .execute(conn)?;
+        users::table.find(id).select(User::as_select()).first(conn)
+    }
+
+    /// Counts a failed sign-in; the tenth in a row locks the account. A lock that
+    /// has run out starts the count afresh.
+    pub fn record_failed_login(
+        conn: &mut DbConnection,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        let user = Self::lock_for_update(conn, id)?;
+        if user.is_locked(now) {
+            return Ok(());
+        }
+        let failures = if user.locked_until.is_some() {
+            1
+        } else {
+            user.failed_logins + 1
+        };
+        let locked_until = (failures >= MAX_FAILED_LOGINS).then(|| (now + LOCKOUT).naive_utc());
+        diesel::update(users::table.find(id))
+            .set((
+                users::failed_logins.eq(failures),
+                users::locked_until.eq(locked_until),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// Clears the failure count after a successful sign-in; false if the account
+    /// got locked meanwhile (the sign-in must then fail too).
+    pub fn record_successful_login(
+        conn: &mut DbConnection,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> QueryResult<bool> {
+        let user = Self::lock_for_update(conn, id)?;
+        if user.is_locked(now) {
+            return Ok(false);
+        }
+        diesel::update(users::table.find(id))
+            .set((
+                users::failed_logins.eq(0),
+                users::locked_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+        Ok(true)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct RefreshToken {
+    pub id: String,
+    pub family_id: String,
+    pub user_id: String,
+    /// The `jti` of the access token issued with this refresh token: with
+    /// `issued_at` it rebuilds that exact access token for a retried refresh.
+    pub access_jti: String,
+    pub issued_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub replaced_by: Option<String>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+impl RefreshToken {
+    pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        diesel::insert_into(refresh_tokens::table)
+            .values(self)
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<RefreshToken>> {
+        refresh_tokens::table
+            .find(id)
+            .select(RefreshToken::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Marks the token used and names its successor, if nobody did so first. The
+    /// condition is evaluated under the row lock, so of two concurrent refreshes
+    /// exactly one wins.
+    pub fn claim(
+        conn: &mut DbConnection,
+        id: &str,
+        successor_id: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<bool> {
+        let claimed = diesel::update(
+            refresh_tokens::table
+                .find(id)
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::revoked_at.is_null())
+                .filter(refresh_tokens::expires_at.gt(now)),
+        )
+        .set((
+            refresh_tokens::used_at.eq(now),
+            refresh_tokens::replaced_by.eq(successor_id),
+        ))
+        .execute(conn)?;
+        Ok(claimed == 1)
+    }
+
+    /// Whether the session that issued the access token `jti` is still alive
+    /// (not logged out, not revoked by a password change or token theft).
+    pub fn session_is_live(conn: &mut DbConnection, access_jti: &str) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            refresh_tokens::table
+                .filter(refresh_tokens::access_jti.eq(access_jti))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        ))
+        .get_result(conn)
+    }
+
+    pub fn revoke_family(
+        conn: &mut DbConnection,
+        family_id: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::family_id.eq(family_id))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(now))
+        .execute(conn)
+    }
+
+    pub fn revoke_all_of_user(
+        conn: &mut DbConnection,
+        user_id: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::user_id.eq(user_id))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(now))
+        .execute(conn)
+    }
+}

@@ -1,0 +1,105 @@
+//! Who is calling, and what their roles allow. Read from the database on every
+//! request, so a revoked or suspended grant takes effect at once.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, web};
+
+use crate::auth::model::{RefreshToken, User};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::units::model::{Membership, MembershipStatus, Roles, Unit};
+
+pub struct Principal {
+    pub user: User,
+    pub memberships: Vec<(Membership, Unit)>,
+}
+
+impl Principal {
+    fn active_memberships(&self) -> impl Iterator<Item = &(Membership, Unit)> {
+        self.memberships
+            .iter()
+            .filter(|(membership, _)| membership.status() == MembershipStatus::Active)
+    }
+
+    /// The roles the caller holds on `unit`: those of active memberships on it or on any unit above it.
+    pub fn roles_on(&self, unit: &Unit) -> Roles {
+        self.active_memberships()
+            .filter(|(_, granted_on)| unit.is_within(&granted_on.path))
+            .fold(Roles::default(), |roles, (membership, _)| {
+                roles.union(membership.roles())
+            })
+    }
+
+    /// The paths of the units whose subtrees the caller may see.
+    pub fn visible_roots(&self) -> Vec<String> {
+        self.active_memberships()
+            .map(|(_, unit)| unit.path.clone())
+            .collect()
+    }
+
+    /// Checks that the caller may do something on `unit`: a unit outside the
+    /// caller's reach answers 404 (its existence is not revealed); one they can
+    /// see but lack the role for answers 403.
+    pub fn authorize(
+        &self,
+        unit: &Unit,
+        allowed: impl Fn(Roles) -> bool,
+        action: &str,
+    ) -> Result<Roles, ApiError> {
+        let roles = self.roles_on(unit);
+        if roles.is_empty() {
+            return Err(ApiError::not_found("unit"));
+        }
+        if !allowed(roles) {
+            return Err(ApiError::forbidden(format!(
+                "your roles on this unit do not allow you to {action}"
+            )));
+        }
+        Ok(roles)
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
+            let token = token.ok_or_else(|| {
+                ApiError::unauthorized("send an access token: Authorization: Bearer <token>")
+            })?;
+            let claims = state.tokens.verify_access(&token, state.clock.now())?;
+            let principal = state
+                .db
+                .read(move |conn| {
+                    // Logout, a password change or a stolen refresh token revoke the session, and with it its access tokens.
+                    if !RefreshToken::session_is_live(conn, &claims.jti)? {
+                        return Ok(None);
+                    }
+                    let Some(user) = User::find(conn, &claims.sub)? else {
+                        return Ok(None);
+                    };
+                    let memberships = Membership::of_user(conn, &user.id)?;
+                    Ok(Some(Principal { user, memberships }))
+                })
+                .await?;
+            principal
+                .ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))
+        })
+    }
+}

@@ -1,0 +1,325 @@
+//! Sign-in, token rotation, registration and the caller's own account.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::auth::api::{
+    ChangePasswordRequest, MeResponse, RegisterRequest, TokenResponse, UpdateMeRequest,
+};
+use crate::auth::model::{RefreshToken, User, UserChanges};
+use crate::auth::password::{self, Verification};
+use crate::auth::principal::Principal;
+use crate::auth::tokens::{ACCESS_TOKEN_TTL, REFRESH_TOKEN_TTL, TokenKeys};
+use crate::codes::normalize_code;
+use crate::db::{DbConnection, new_id};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::startup::AppState;
+use crate::units::model::{Membership, MembershipStatus, Unit};
+use crate::validation;
+
+/// A client that lost the answer to a refresh may retry with the same refresh
+/// token for this long and gets the same new pair; later reuse means theft.
+pub const REFRESH_RETRY_GRACE: Duration = Duration::seconds(30);
+
+fn invalid_credentials() -> ApiError {
+    // One answer for unknown user, wrong password and locked account.
+    ApiError::new(
+        ErrorCode::InvalidCredentials,
+        "the username or password is incorrect, or the account is locked",
+    )
+}
+
+fn invalid_refresh_token() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidRefreshToken,
+        "the refresh token is invalid, expired or revoked; sign in again",
+    )
+}
+
+fn token_response(keys: &TokenKeys, token: &RefreshToken) -> ApiResult<TokenResponse> {
+    Ok(TokenResponse {
+        access_token: keys.issue_access(
+            &token.user_id,
+            &token.access_jti,
+            token.issued_at.and_utc(),
+        )?,
+        token_type: "Bearer".to_owned(),
+        expires_in: ACCESS_TOKEN_TTL.num_seconds(),
+        refresh_token: keys.refresh_token(&token.id),
+    })
+}
+
+fn new_refresh_token(user_id: &str, family_id: Option<&str>, now: DateTime<Utc>) -> RefreshToken {
+    let id = new_id();
+    RefreshToken {
+        family_id: family_id.map_or_else(|| id.clone(), str::to_owned),
+        id,
+        user_id: user_id.to_owned(),
+        access_jti: new_id(),
+        issued_at: now.naive_utc(),
+        expires_at: (now + REFRESH_TOKEN_TTL).naive_utc(),
+        used_at: None,
+        replaced_by: None,
+        revoked_at: None,
+    }
+}
+
+pub async fn login(
+    state: &AppState,
+    username: String,
+    password: String,
+) -> ApiResult<TokenResponse> {
+    if password.chars().count() > password::MAX_PASSWORD_CHARS {
+        return Err(ApiError::validation(format!(
+            "password must be at most {} characters",
+            password::MAX_PASSWORD_CHARS
+        )));
+    }
+    let username = username.trim().to_lowercase();
+    let user = state
+        .db
+        .read(move |conn| Ok(User::find_by_username(conn, &username)?))
+        .await?;
+    let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
+    // Verify (and, when the stored hash is weaker than today's parameters, re-hash)
+    // off the async workers; unknown users cost the same as known ones.
+    let (verification, upgraded_hash) = actix_web::web::block(move || match stored_hash {
+        None => {
+            password::verify_dummy(&password);
+            (Verification::Mismatch, None)
+        }
+        Some(stored) => match password::verify(&password, &stored) {
+            Verification::Match { needs_rehash: true } => (
+                Verification::Match { needs_rehash: true },
+                password::hash(&password).ok(),
+            ),
+            other => (other, None),
+        },
+    })
+    .await?;
+    let Some(user) = user else {
+        return Err(invalid_credentials());
+    };
+    let now = state.clock.now();
+    let user_id = user.id.clone();
+    if let Verification::Mismatch = verification {
+        state
+            .db
+            .write(move |conn| Ok(User::record_failed_login(conn, &user_id, now)?))
+            .await?;
+        return Err(invalid_credentials());
+    }
+    let token = state
+        .db
+        .write(move |conn| {
+            if !User::record_successful_login(conn, &user_id, now)? {
+                return Ok(None);
+            }
+            if let Some(hash) = upgraded_hash {
+                User::set_password_hash(conn, &user_id, &hash)?;
+            }
+            let token = new_refresh_token(&user_id, None, now);
+            token.insert(conn)?;
+            Ok(Some(token))
+        })
+        .await?
+        .ok_or_else(invalid_credentials)?;
+    token_response(&state.tokens, &token)
+}
+
+enum Rotation {
+    Issued(RefreshToken),
+    Invalid,
+    Reused,
+}
+
+pub async fn refresh(state: &AppState, refresh_token: &str) -> ApiResult<TokenResponse> {
+    let id = state
+        .tokens
+        .parse_refresh_token(refresh_token)
+        .ok_or_else(invalid_refresh_token)?;
+    let now = state.clock.now();
+    let rotation = state.db.write(move |conn| rotate(conn, &id, now)).await?;
+    match rotation {
+        Rotation::Issued(token) => token_response(&state.tokens, &token),
+        Rotation::Invalid => Err(invalid_refresh_token()),
+        Rotation::Reused => {
+            tracing::warn!("a used refresh token was presented again; its token family is revoked");
+            Err(invalid_refresh_token())
+        }
+    }
+}
+
+fn rotate(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> ApiResult<Rotation> {
+    let Some(token) = RefreshToken::find(conn, id)? else {
+        return Ok(Rotation::Invalid);
+    };
+    let successor = new_refresh_token(&token.user_id, Some(&token.family_id), now);
+    if RefreshToken::claim(conn, id, &successor.id, now.naive_utc())? {
+        successor.insert(conn)?;
+        return Ok(Rotation::Issued(successor));
+    }
+    // Someone used it first: re-read what they did (under READ COMMITTED this
+    // statement sees their commit).
+    let Some(token) = RefreshToken::find(conn, id)? else {
+        return Ok(Rotation::Invalid);
+    };
+    if token.revoked_at.is_some() || token.expires_at <= now.naive_utc() {
+        return Ok(Rotation::Invalid);
+    }
+    if let (Some(used_at), Some(successor_id)) = (token.used_at, &token.replaced_by)
+        && now.naive_utc() - used_at <= REFRESH_RETRY_GRACE
+    {
+        return Ok(match RefreshToken::find(conn, successor_id)? {
+            Some(successor) if successor.revoked_at.is_none() => Rotation::Issued(successor),
+            _ => Rotation::Invalid,
+        });
+    }
+    RefreshToken::revoke_family(conn, &token.family_id, now.naive_utc())?;
+    Ok(Rotation::Reused)
+}
+
+pub async fn logout(state: &AppState, refresh_token: &str) -> ApiResult<()> {
+    // Logging out twice, or with a token that is already dead, is not an error.
+    let Some(id) = state.tokens.parse_refresh_token(refresh_token) else {
+        return Ok(());
+    };
+    let now = state.clock.now().naive_utc();
+    state
+        .db
+        .write(move |conn| {
+            if let Some(token) = RefreshToken::find(conn, &id)? {
+                RefreshToken::revoke_family(conn, &token.family_id, now)?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+pub async fn register(state: &AppState, request: RegisterRequest) -> ApiResult<MeResponse> {
+    let username = validation::username(&request.username)?;
+    password::validate_new_password(&request.password)?;
+    let display_name = validation::text(
+        "display_name",
+        &request.display_name,
+        validation::MAX_NAME_CHARS,
+    )?;
+    let phone = validation::phone(request.phone.as_deref())?;
+    let household = validation::household(request.household)?;
+    let join_code = normalize_code(&request.join_code);
+    let password = request.password;
+    let password_hash = actix_web::web::block(move || password::hash(&password)).await??;
+    let now = state.clock.now().naive_utc();
+    state
+        .db
+        .write(move |conn| {
+            let community = Unit::find_by_join_code(conn, &join_code)?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidJoinCode,
+                    "no community has this join code",
+                )
+            })?;
+            if User::username_exists(conn, &username)? {
+                return Err(ApiError::new(
+                    ErrorCode::UsernameTaken,
+                    "this username is taken",
+                ));
+            }
+            let user = User {
+                id: new_id(),
+                username,
+                display_name,
+                phone,
+                password_hash,
+                failed_logins: 0,
+                locked_until: None,
+                password_changed_at: now,
+                created_at: now,
+                updated_at: now,
+            };
+            user.insert(conn)?;
+            let mut membership = Membership {
+                id: new_id(),
+                unit_id: community.id.clone(),
+                user_id: user.id.clone(),
+                status: MembershipStatus::Pending.as_str().to_owned(),
+                is_admin: false,
+                is_staff: false,
+                is_auditor: false,
+                is_resident: true,
+                household_compound: None,
+                household_building: None,
+                household_unit: None,
+                household_room: None,
+                created_at: now,
+                updated_at: now,
+            };
+            membership.set_household(household);
+            membership.insert(conn)?;
+            Ok(MeResponse::new(user, vec![(membership, community)]))
+        })
+        .await
+}
+
+pub async fn update_me(
+    state: &AppState,
+    principal: Principal,
+    request: UpdateMeRequest,
+) -> ApiResult<MeResponse> {
+    let changes = UserChanges {
+        display_name: request
+            .display_name
+            .as_deref()
+            .map(|name| validation::text("display_name", name, validation::MAX_NAME_CHARS))
+            .transpose()?,
+        phone: request
+            .phone
+            .map(|phone| validation::phone(phone.as_deref()))
+            .transpose()?,
+        updated_at: Some(state.clock.now().naive_utc()),
+    };
+    let user_id = principal.user.id.clone();
+    let user = state
+        .db
+        .write(move |conn| Ok(User::update(conn, &user_id, &changes)?))
+        .await?;
+    Ok(MeResponse::new(user, principal.memberships))
+}
+
+pub async fn change_password(
+    state: &AppState,
+    principal: Principal,
+    request: ChangePasswordRequest,
+) -> ApiResult<()> {
+    password::validate_new_password(&request.new_password)?;
+    let stored = principal.user.password_hash.clone();
+    let (current_ok, new_hash) = actix_web::web::block(move || {
+        let current_ok = matches!(
+            password::verify(&request.current_password, &stored),
+            Verification::Match { .. }
+        );
+        (
+            current_ok,
+            current_ok.then(|| password::hash(&request.new_password)),
+        )
+    })
+    .await?;
+    let new_hash = match (current_ok, new_hash) {
+        (true, Some(hash)) => hash?,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::CurrentPasswordIncorrect,
+                "the current password is not correct",
+            ));
+        }
+    };
+    let now = state.clock.now().naive_utc();
+    let user_id = principal.user.id;
+    state
+        .db
+        .write(move |conn| {
+            User::set_password(conn, &user_id, &new_hash, now)?;
+            RefreshToken::revoke_all_of_user(conn, &user_id, now)?;
+            Ok(())
+        })
+        .await
+}

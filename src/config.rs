@@ -1,0 +1,160 @@
+//! Command line and environment. Every setting has a sensible default so that
+//! `jifen` alone starts a working server on an embedded SQLite database.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use rand::RngCore;
+
+use crate::db::DatabaseUrl;
+
+const ENVIRONMENT_HELP: &str = "\
+Environment:
+  JIFEN_DATABASE_URL    sqlite://PATH (default sqlite://./data/jifen.db, created on first start)
+                        or postgres://USER:PASSWORD@HOST:PORT/DATABASE
+  JIFEN_BIND            address to listen on (default 127.0.0.1:8080)
+  JIFEN_JWT_SECRET      token signing secret, at least 32 bytes; required with PostgreSQL.
+                        On SQLite without it, one is generated into the data folder.
+  JIFEN_ADMIN_PASSWORD  password of the 'admin' user created on first start
+                        (default: a random one, printed once in the log)
+  RUST_LOG              log filter, e.g. info or jifen=debug (default info)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jifen",
+    version,
+    about = "积分 jifen: the points-and-rewards ledger for neighbourhood communities"
+)]
+#[command(after_help = ENVIRONMENT_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Database URL (sqlite://PATH or postgres://...)
+    #[arg(
+        long,
+        env = "JIFEN_DATABASE_URL",
+        default_value = "sqlite://./data/jifen.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Address to listen on
+    #[arg(
+        long,
+        env = "JIFEN_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: String,
+    /// Token signing secret (at least 32 bytes); prefer the environment variable
+    #[arg(long, env = "JIFEN_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+    /// Password for the 'admin' user created on first start; prefer the environment variable
+    #[arg(
+        long,
+        env = "JIFEN_ADMIN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_password: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default)
+    Serve,
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Print the OpenAPI description of the API
+    Openapi,
+    /// Manage platform administrators
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a platform administrator; the password is read from standard input
+    Create {
+        #[arg(long)]
+        username: String,
+    },
+}
+
+/// The resolved configuration of a server.
+#[derive(Clone)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    pub bind: String,
+    pub jwt_secret: Vec<u8>,
+    pub admin_password: Option<String>,
+}
+
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+const JWT_SECRET_FILE: &str = "jwt_secret";
+
+impl Settings {
+    pub fn resolve(args: &ConfigArgs) -> anyhow::Result<Self> {
+        let database_url = DatabaseUrl::parse(&args.database_url).map_err(anyhow::Error::msg)?;
+        let jwt_secret = match (&args.jwt_secret, &database_url) {
+            (Some(secret), _) => secret.as_bytes().to_vec(),
+            (None, DatabaseUrl::Sqlite(path)) => load_or_create_secret(&data_folder(path))?,
+            (None, DatabaseUrl::Postgres(_)) => {
+                anyhow::bail!(
+                    "JIFEN_JWT_SECRET is required with PostgreSQL (at least {MIN_JWT_SECRET_BYTES} bytes, e.g. `openssl rand -hex 32`)"
+                )
+            }
+        };
+        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            anyhow::bail!(
+                "JIFEN_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+            );
+        }
+        Ok(Settings {
+            database_url,
+            bind: args.bind.clone(),
+            jwt_secret,
+            admin_password: args.admin_password.clone(),
+        })
+    }
+}
+
+fn data_folder(database: &Path) -> PathBuf {
+    match database.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// On the zero-configuration SQLite default, the secret is generated once and
+/// kept beside the database, so restarts keep sessions valid.
+fn load_or_create_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join(JWT_SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(secret) => return Ok(secret.trim().as_bytes().to_vec()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => anyhow::bail!("cannot read {}: {err}", path.display()),
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|err| anyhow::anyhow!("cannot create the data folder {}: {err}", dir.display()))?;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()?;
+    tracing::info!(path = %path.display(), "generated a token signing secret");
+    Ok(secret.into_bytes())
+}

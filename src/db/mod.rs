@@ -1,0 +1,328 @@
+//! Persistence: one diesel code base over SQLite (embedded default) and PostgreSQL.
+//!
+//! Everything backend-specific lives here: the connection enum, the pool and its
+//! per-connection settings, the embedded migrations and the one way to open a
+//! write transaction ([`Database::write`]).
+
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::ApiError;
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// SQLite waits this long for a lock held by another process (e.g. `jifen ledger
+/// expire` next to `jifen serve`) before giving up.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Where the data lives, parsed from `JIFEN_DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Picks the backend from the URL scheme. Anything else is refused with a
+    /// message naming the accepted forms, so a typo never silently creates a new
+    /// empty SQLite file.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() || path.contains(":memory:") {
+                return Err(format!(
+                    "JIFEN_DATABASE_URL {url:?} names no database file; use sqlite://PATH, e.g. sqlite://./data/jifen.db"
+                ));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        Err(format!(
+            "JIFEN_DATABASE_URL {url:?} is not supported: use sqlite://PATH (e.g. sqlite://./data/jifen.db) or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+        ))
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+}
+
+/// Opens connections of the backend the URL names, and sets SQLite's
+/// per-connection pragmas on each new connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Connection(#[from] diesel::ConnectionError),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgresql(
+                diesel::PgConnection::establish(url)?,
+            )),
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())?;
+                // One statement each (diesel's advice), busy_timeout first so the
+                // others already wait for locks. synchronous=FULL makes every commit
+                // durable in WAL mode; NORMAL could lose acknowledged commits on power loss.
+                for pragma in [
+                    format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
+                    "PRAGMA journal_mode = WAL".to_owned(),
+                    "PRAGMA synchronous = FULL".to_owned(),
+                    "PRAGMA foreign_keys = ON".to_owned(),
+                ] {
+                    conn.batch_execute(&pragma)?;
+                }
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
+        Ok(conn.ping()?)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+type DbPool = Pool<ConnectionManager>;
+pub type PooledDbConnection = PooledConnection<ConnectionManager>;
+
+/// The pools of one database.
+///
+/// SQLite admits one writer at a time. Rather than letting writers spin in
+/// SQLite's busy handler, writes queue for the single connection of the writer
+/// pool; reads use the reader pool concurrently (WAL). On PostgreSQL both are
+/// the same pool.
+#[derive(Clone)]
+pub struct Database {
+    url: DatabaseUrl,
+    readers: DbPool,
+    writers: DbPool,
+}
+
+impl Database {
+    /// Connects, creating the SQLite file and its folder if needed, and applies
+    /// pending migrations before anything else touches the database.
+    pub fn connect(url: DatabaseUrl, pool_size: u32) -> anyhow::Result<Self> {
+        if let DatabaseUrl::Sqlite(path) = &url
+            && let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|err| {
+                anyhow::anyhow!("cannot create the data folder {}: {err}", dir.display())
+            })?;
+        }
+        let manager = ConnectionManager { url: url.clone() };
+        let build = |size: u32| {
+            Pool::builder()
+                .max_size(size)
+                .connection_timeout(Duration::from_secs(10))
+                .build(manager.clone())
+        };
+        let readers = build(pool_size).map_err(|err| connect_error(&url, err))?;
+        let writers = if url.is_sqlite() {
+            build(1).map_err(|err| connect_error(&url, err))?
+        } else {
+            readers.clone()
+        };
+        let db = Database {
+            url,
+            readers,
+            writers,
+        };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    pub fn migrate(&self) -> anyhow::Result<usize> {
+        let mut conn = self.writers.get()?;
+        let migrations = match &*conn {
+            DbConnection::Postgresql(_) => POSTGRES_MIGRATIONS,
+            DbConnection::Sqlite(_) => SQLITE_MIGRATIONS,
+        };
+        let applied = conn
+            .run_pending_migrations(migrations)
+            .map_err(|err| anyhow::anyhow!("database migration failed: {err}"))?;
+        Ok(applied.len())
+    }
+
+    /// A connection outside any pool discipline, for start-up checks and CLI commands.
+    pub fn blocking_reader(&self) -> anyhow::Result<PooledDbConnection> {
+        Ok(self.readers.get()?)
+    }
+
+    /// Runs `f` on a reader connection, off the async workers.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.readers.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get().map_err(ApiError::pool_timeout)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(ApiError::from)?
+    }
+
+    /// Runs `f` inside one write transaction, off the async workers. Returns after
+    /// COMMIT; if `f` fails, everything it wrote is rolled back.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.writers.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get().map_err(ApiError::pool_timeout)?;
+            write_transaction(&mut conn, f)
+        })
+        .await
+        .map_err(ApiError::from)?
+    }
+
+    /// The same as [`Database::write`] for code outside a request (CLI, start-up).
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+        E: From<diesel::result::Error> + From<r2d2::PoolError>,
+    {
+        let mut conn = self.writers.get()?;
+        write_transaction(&mut conn, f)
+    }
+
+    /// PostgreSQL can be configured to acknowledge commits it has not made
+    /// durable; say so loudly, since a 2xx must mean committed.
+    pub fn warn_about_unsafe_settings(&self) -> anyhow::Result<()> {
+        #[derive(QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            setting: String,
+        }
+        let mut conn = self.readers.get()?;
+        if let DbConnection::Postgresql(pg) = &mut *conn {
+            for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+                let value: Setting =
+                    diesel::sql_query(format!("SELECT current_setting('{name}') AS setting"))
+                        .get_result(pg)?;
+                if value.setting == "off" {
+                    tracing::warn!(
+                        setting = name,
+                        "PostgreSQL has {name}=off: committed points may be lost on a crash"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn connect_error(url: &DatabaseUrl, err: r2d2::PoolError) -> anyhow::Error {
+    match url {
+        DatabaseUrl::Postgres(_) => anyhow::anyhow!("cannot connect to PostgreSQL: {err}"),
+        DatabaseUrl::Sqlite(path) => {
+            anyhow::anyhow!("cannot open the SQLite database {}: {err}", path.display())
+        }
+    }
+}
+
+/// Runs `f` in a top-level transaction that may write.
+///
+/// On SQLite the transaction starts with `BEGIN IMMEDIATE`: a deferred BEGIN that
+/// reads and then writes fails with SQLITE_BUSY at once, whatever the busy
+/// timeout, when another writer got there first.
+fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(sqlite) => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Postgresql(_) => return conn.transaction(f),
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => {
+            <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
+            Err(err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_comes_from_the_scheme() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://./data/jifen.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("./data/jifen.db")))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/jifen.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("/var/lib/jifen.db")))
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u@h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        for bad in [
+            "mysql://h/db",
+            "./jifen.db",
+            "\"sqlite://x.db\"",
+            "sqlite://",
+            "sqlite://:memory:",
+        ] {
+            let err = DatabaseUrl::parse(bad).unwrap_err();
+            assert!(err.contains("JIFEN_DATABASE_URL"), "{err}");
+        }
+    }
+}
+
+/// A new row id: UUIDv7, so ids sort by creation time and keyset pages follow it.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

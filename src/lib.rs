@@ -1,0 +1,15 @@
+//! jifen (积分): the points-and-rewards ledger for neighbourhood communities.
+
+pub mod auth;
+pub mod clock;
+pub mod codes;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod openapi;
+pub mod pagination;
+pub mod startup;
+pub mod system;
+pub mod telemetry;
+pub mod units;
+pub mod validation;

@@ -1,0 +1,63 @@
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use jifen::clock::SystemClock;
+use jifen::config::{AdminCommand, Cli, Command, Settings};
+use jifen::db::{Database, DatabaseUrl};
+use jifen::startup::{self, Application};
+use jifen::{openapi, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let settings = Settings::resolve(&cli.config)?;
+            Application::build(settings, Arc::new(SystemClock))
+                .await?
+                .run_until_stopped()
+                .await?;
+        }
+        Command::Migrate => {
+            let url = DatabaseUrl::parse(&cli.config.database_url).map_err(anyhow::Error::msg)?;
+            tokio::task::spawn_blocking(move || Database::connect(url, 1)).await??;
+            tracing::info!("the database is up to date");
+        }
+        Command::Openapi => print!("{}", openapi::spec_yaml()?),
+        Command::Admin(AdminCommand::Create { username }) => {
+            let url = DatabaseUrl::parse(&cli.config.database_url).map_err(anyhow::Error::msg)?;
+            let password = read_password()?;
+            tokio::task::spawn_blocking(move || {
+                let db = Database::connect(url, 1)?;
+                startup::create_platform_admin(&db, &SystemClock, &username, &password)
+            })
+            .await??;
+            tracing::info!("created the platform administrator");
+        }
+    }
+    Ok(())
+}
+
+/// From a prompt on a terminal, else the first line of standard input.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        return Ok(rpassword::prompt_password("Password: ")?);
+    }
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    Ok(input.lines().next().unwrap_or_default().to_owned())
+}

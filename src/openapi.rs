@@ -1,0 +1,142 @@
+//! The API contract: generated from the handlers' annotations, so a route cannot
+//! be served without being described. `openapi.yaml` at the repository root is
+//! this output, committed; a test fails when they drift apart.
+
+use actix_router::ResourceDef;
+use actix_web::http::Method;
+use actix_web::http::header::ALLOW;
+use actix_web::{App, HttpRequest, web};
+use utoipa::openapi::path::PathItem;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::{AppExt, UtoipaApp, scope};
+
+use crate::error::{ApiError, ErrorCode};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "jifen API",
+        description = "积分 jifen: the points-and-rewards ledger for neighbourhood communities (社区积分制).\n\n\
+Errors are `application/problem+json` (RFC 9457) with a stable machine-readable `code`. \
+Lists are paginated with `limit` (1 to 200, default 50) and the opaque `cursor` from the previous page's `next_cursor`. \
+Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_token>` from `/api/v1/auth/login`."
+    ),
+    modifiers(&BearerSecurity),
+    components(schemas(crate::error::Problem, crate::error::ErrorCode)),
+    tags(
+        (name = "auth", description = "Sign-in, token refresh, registration"),
+        (name = "me", description = "The caller's own account"),
+        (name = "units", description = "District → street → community"),
+        (name = "members", description = "Users' roles on units"),
+        (name = "system", description = "Health and this description"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerSecurity;
+
+impl Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Registers every route of the service; used both to serve and to describe.
+pub fn register<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
+where
+    T: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+{
+    app.configure(crate::system::routes).service(
+        scope::scope("/api/v1")
+            .configure(crate::auth::routes)
+            .configure(crate::units::routes),
+    )
+}
+
+pub fn spec() -> utoipa::openapi::OpenApi {
+    let (_, spec) =
+        register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
+    spec
+}
+
+pub fn spec_yaml() -> anyhow::Result<String> {
+    Ok(spec().to_yaml()?)
+}
+
+/// The documented paths and their methods, to tell "no such resource" (404)
+/// from "no such method here" (405) for requests no route matched.
+pub struct RouteTable {
+    routes: Vec<(ResourceDef, Vec<Method>)>,
+}
+
+fn methods_of(item: &PathItem) -> Vec<Method> {
+    [
+        (&item.get, Method::GET),
+        (&item.put, Method::PUT),
+        (&item.post, Method::POST),
+        (&item.delete, Method::DELETE),
+        (&item.patch, Method::PATCH),
+    ]
+    .into_iter()
+    .filter_map(|(operation, method)| operation.as_ref().map(|_| method))
+    .collect()
+}
+
+impl RouteTable {
+    pub fn new(spec: &utoipa::openapi::OpenApi) -> Self {
+        let routes = spec
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| (ResourceDef::new(path.as_str()), methods_of(item)))
+            .collect();
+        RouteTable { routes }
+    }
+
+    pub fn methods_for(&self, path: &str) -> Option<&[Method]> {
+        self.routes
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, methods)| methods.as_slice())
+    }
+}
+
+/// The answer for requests no route matched.
+pub async fn unmatched(
+    req: HttpRequest,
+    routes: web::Data<RouteTable>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(match routes.methods_for(req.path()) {
+        Some(methods) => {
+            let allow = methods
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{} is not supported here; use {allow}", req.method()),
+            )
+            .with_header(ALLOW, allow)
+        }
+        None => ApiError::new(
+            ErrorCode::NotFound,
+            format!("no resource at {}", req.path()),
+        ),
+    })
+}

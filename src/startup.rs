@@ -1,0 +1,223 @@
+//! Building and running the server: state, first-start bootstrap, the App.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use utoipa_actix_web::AppExt;
+
+use crate::auth::model::User;
+use crate::auth::password;
+use crate::auth::tokens::TokenKeys;
+use crate::clock::Clock;
+use crate::codes::random_code;
+use crate::config::Settings;
+use crate::db::{Database, DbConnection, new_id};
+use crate::error::ApiError;
+use crate::openapi::{self, RouteTable};
+use crate::telemetry;
+use crate::units::model::{Membership, MembershipStatus, Unit, UnitKind};
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const POOL_SIZE: u32 = 10;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Database,
+    pub clock: Arc<dyn Clock>,
+    pub tokens: TokenKeys,
+    pub openapi_yaml: String,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects and migrates the database, creates the platform and its first
+    /// admin if needed, and binds the listener (port 0 picks a free port).
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let url = settings.database_url.clone();
+        let admin_password = settings.admin_password.clone();
+        let bootstrap_clock = clock.clone();
+        let db = tokio::task::spawn_blocking(move || -> anyhow::Result<Database> {
+            let db = Database::connect(url, POOL_SIZE)?;
+            db.warn_about_unsafe_settings()?;
+            bootstrap(&db, bootstrap_clock.as_ref(), admin_password.as_deref())?;
+            Ok(db)
+        })
+        .await??;
+        let spec = openapi::spec();
+        let state = web::Data::new(AppState {
+            db,
+            clock,
+            tokens: TokenKeys::new(&settings.jwt_secret),
+            openapi_yaml: spec.to_yaml()?,
+        });
+        let routes = web::Data::new(RouteTable::new(&spec));
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            let (app, _) = openapi::register(
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(routes.clone())
+                    .app_data(
+                        web::JsonConfig::default()
+                            .limit(MAX_BODY_BYTES)
+                            .error_handler(|err, _| ApiError::from_json_error(&err).into()),
+                    )
+                    .app_data(
+                        web::QueryConfig::default()
+                            .error_handler(|err, _| ApiError::from_query_error(&err).into()),
+                    )
+                    .app_data(
+                        web::PathConfig::default()
+                            .error_handler(|err, _| ApiError::from_path_error(&err).into()),
+                    )
+                    .into_utoipa_app(),
+            )
+            .split_for_parts();
+            app.default_service(web::to(openapi::unmatched))
+                .wrap(from_fn(telemetry::request_context))
+        })
+        .listen(listener)?
+        .run();
+        tracing::info!(address = %settings.bind, port, "jifen is listening");
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// On an empty database: the platform unit and, if nobody administers it, the
+/// user `admin` with the given password or a random one printed once in the log.
+pub fn bootstrap(
+    db: &Database,
+    clock: &dyn Clock,
+    admin_password: Option<&str>,
+) -> anyhow::Result<()> {
+    let now = clock.now().naive_utc();
+    let password = match admin_password {
+        Some(password) => {
+            password::validate_new_password(password)
+                .map_err(|err| anyhow::anyhow!("JIFEN_ADMIN_PASSWORD: {err}"))?;
+            password.to_owned()
+        }
+        None => random_code(16),
+    };
+    let created = db.write_blocking(|conn| -> anyhow::Result<bool> {
+        let platform = ensure_platform(conn, now)?;
+        if Membership::platform_has_admin(conn, &platform.id)? {
+            return Ok(false);
+        }
+        if User::username_exists(conn, "admin")? {
+            anyhow::bail!("nobody administers the platform and the username 'admin' is taken; use `jifen admin create --username NAME`");
+        }
+        let hash = password::hash(&password).map_err(|err| anyhow::anyhow!("{err}"))?;
+        create_admin(conn, &platform, "admin", hash, now)?;
+        Ok(true)
+    })?;
+    if created {
+        match admin_password {
+            Some(_) => tracing::info!(
+                "created the platform administrator 'admin' with the password from JIFEN_ADMIN_PASSWORD"
+            ),
+            None => tracing::warn!(
+                "created the platform administrator 'admin' with password {password} — it is shown only this once; change it after signing in"
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn ensure_platform(conn: &mut DbConnection, now: chrono::NaiveDateTime) -> anyhow::Result<Unit> {
+    if let Some(platform) = Unit::platform(conn)? {
+        return Ok(platform);
+    }
+    let id = new_id();
+    let platform = Unit {
+        path: format!("/{id}/"),
+        id,
+        kind: UnitKind::Platform.as_str().to_owned(),
+        parent_id: None,
+        name: "jifen".to_owned(),
+        timezone: None,
+        join_code: None,
+        created_at: now,
+        updated_at: now,
+    };
+    platform.insert(conn)?;
+    Ok(platform)
+}
+
+fn create_admin(
+    conn: &mut DbConnection,
+    platform: &Unit,
+    username: &str,
+    password_hash: String,
+    now: chrono::NaiveDateTime,
+) -> anyhow::Result<()> {
+    let user = User {
+        id: new_id(),
+        username: username.to_owned(),
+        display_name: username.to_owned(),
+        phone: None,
+        password_hash,
+        failed_logins: 0,
+        locked_until: None,
+        password_changed_at: now,
+        created_at: now,
+        updated_at: now,
+    };
+    user.insert(conn)?;
+    Membership {
+        id: new_id(),
+        unit_id: platform.id.clone(),
+        user_id: user.id.clone(),
+        status: MembershipStatus::Active.as_str().to_owned(),
+        is_admin: true,
+        is_staff: false,
+        is_auditor: false,
+        is_resident: false,
+        household_compound: None,
+        household_building: None,
+        household_unit: None,
+        household_room: None,
+        created_at: now,
+        updated_at: now,
+    }
+    .insert(conn)?;
+    Ok(())
+}
+
+/// `jifen admin create`: a further platform administrator.
+pub fn create_platform_admin(
+    db: &Database,
+    clock: &dyn Clock,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let username = crate::validation::username(username).map_err(|err| anyhow::anyhow!("{err}"))?;
+    password::validate_new_password(password).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let hash = password::hash(password).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let now = clock.now().naive_utc();
+    db.write_blocking(|conn| -> anyhow::Result<()> {
+        let platform = ensure_platform(conn, now)?;
+        if User::username_exists(conn, &username)? {
+            anyhow::bail!("the username {username:?} is taken");
+        }
+        create_admin(conn, &platform, &username, hash, now)
+    })
+}

@@ -1,0 +1,227 @@
+//! HTTP endpoints of organisation units and memberships.
+
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpResponse, get, patch, post, web};
+use uuid::Uuid;
+
+use crate::auth::principal::Principal;
+use crate::error::{ApiResult, Problem};
+use crate::pagination::Page;
+use crate::startup::AppState;
+use crate::units::api::{
+    AddMemberRequest, CreateUnitRequest, MemberListQuery, MemberResponse, UnitListQuery,
+    UnitResponse, UpdateMemberRequest, UpdateUnitRequest,
+};
+use crate::units::service;
+
+/// Create a district, street or community (admins of the parent unit).
+#[utoipa::path(
+    tag = "units",
+    security(("bearer" = [])),
+    request_body = CreateUnitRequest,
+    responses(
+        (status = 201, description = "Created", body = UnitResponse, headers(("Location" = String, description = "URL of the new unit"))),
+        (status = 400, description = "`invalid_body`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: not an admin of the parent", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: the parent is not visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`name_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_parent`: wrong kind of parent", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/units")]
+pub async fn create_unit(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<CreateUnitRequest>,
+) -> ApiResult<HttpResponse> {
+    let unit = service::create_unit(&state, principal, body.into_inner()).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((LOCATION, format!("/api/v1/units/{}", unit.id)))
+        .json(unit))
+}
+
+/// The units the caller can see: those they hold a role on, and every unit below them.
+#[utoipa::path(
+    tag = "units",
+    security(("bearer" = [])),
+    params(UnitListQuery),
+    responses(
+        (status = 200, description = "A page of units, in creation order", body = Page<UnitResponse>),
+        (status = 400, description = "`validation_failed`, `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/units")]
+pub async fn list_units(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<UnitListQuery>,
+) -> ApiResult<web::Json<Page<UnitResponse>>> {
+    Ok(web::Json(
+        service::list_units(&state, principal, query.into_inner()).await?,
+    ))
+}
+
+/// One unit.
+#[utoipa::path(
+    tag = "units",
+    security(("bearer" = [])),
+    params(("unit_id" = Uuid, Path, description = "The unit")),
+    responses(
+        (status = 200, description = "The unit", body = UnitResponse),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such unit, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/units/{unit_id}")]
+pub async fn get_unit(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<Uuid>,
+) -> ApiResult<web::Json<UnitResponse>> {
+    Ok(web::Json(
+        service::get_unit(&state, principal, path.into_inner().to_string()).await?,
+    ))
+}
+
+/// Rename a unit, change a community's time zone or issue it a new join code (admins of the parent unit).
+#[utoipa::path(
+    tag = "units",
+    security(("bearer" = [])),
+    params(("unit_id" = Uuid, Path, description = "The unit")),
+    request_body = UpdateUnitRequest,
+    responses(
+        (status = 200, description = "The updated unit", body = UnitResponse),
+        (status = 400, description = "`invalid_body`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`name_taken`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/units/{unit_id}")]
+pub async fn update_unit(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<Uuid>,
+    body: web::Json<UpdateUnitRequest>,
+) -> ApiResult<web::Json<UnitResponse>> {
+    Ok(web::Json(
+        service::update_unit(
+            &state,
+            principal,
+            path.into_inner().to_string(),
+            body.into_inner(),
+        )
+        .await?,
+    ))
+}
+
+/// Add a new or existing user to a unit with roles (staff: residents only; admins: any role).
+///
+/// Members added here are active at once.
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    params(("unit_id" = Uuid, Path, description = "The unit")),
+    request_body = AddMemberRequest,
+    responses(
+        (status = 201, description = "Added", body = MemberResponse, headers(("Location" = String, description = "URL of the membership"))),
+        (status = 400, description = "`invalid_body`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such unit or user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_member`, `already_resident_elsewhere`, `username_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_role_for_unit`: residents belong to a community", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/units/{unit_id}/members")]
+pub async fn add_member(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<Uuid>,
+    body: web::Json<AddMemberRequest>,
+) -> ApiResult<HttpResponse> {
+    let member = service::add_member(
+        &state,
+        principal,
+        path.into_inner().to_string(),
+        body.into_inner(),
+    )
+    .await?;
+    let location = format!(
+        "/api/v1/units/{}/members/{}",
+        member.unit_id, member.user.id
+    );
+    Ok(HttpResponse::Created()
+        .insert_header((LOCATION, location))
+        .json(member))
+}
+
+/// The members of a unit (staff, admins and auditors).
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    params(("unit_id" = Uuid, Path, description = "The unit"), MemberListQuery),
+    responses(
+        (status = 200, description = "A page of members, in the order they joined", body = Page<MemberResponse>),
+        (status = 400, description = "`validation_failed`, `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/units/{unit_id}/members")]
+pub async fn list_members(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<Uuid>,
+    query: web::Query<MemberListQuery>,
+) -> ApiResult<web::Json<Page<MemberResponse>>> {
+    Ok(web::Json(
+        service::list_members(
+            &state,
+            principal,
+            path.into_inner().to_string(),
+            query.into_inner(),
+        )
+        .await?,
+    ))
+}
+
+/// Change a member's roles (admins), status or household (staff: residents only).
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    params(("unit_id" = Uuid, Path, description = "The unit"), ("user_id" = Uuid, Path, description = "The member's user id")),
+    request_body = UpdateMemberRequest,
+    responses(
+        (status = 200, description = "The updated membership", body = MemberResponse),
+        (status = 400, description = "`invalid_body`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such unit or member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_resident_elsewhere`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_role_for_unit`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/units/{unit_id}/members/{user_id}")]
+pub async fn update_member(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<UpdateMemberRequest>,
+) -> ApiResult<web::Json<MemberResponse>> {
+    let (unit_id, user_id) = path.into_inner();
+    Ok(web::Json(
+        service::update_member(
+            &state,
+            principal,
+            unit_id.to_string(),
+            user_id.to_string(),
+            body.into_inner(),
+        )
+        .await?,
+    ))
+}
