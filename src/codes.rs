@@ -7,16 +7,10 @@ const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 
 /// A code of `len` characters from a CSPRNG (31 symbols: ~4.95 bits each).
 pub fn random_code(len: usize) -> String {
-    (0..len)
-        .map(|_| ALPHABET[OsRng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..len).map(|_| ALPHABET[OsRng.gen_range(0..ALPHABET.len())] as char).collect()
 }
 
 /// Upper-cases and drops spaces and dashes, so "ab3-k7 pq" matches "AB3K7PQ".
 pub fn normalize_code(input: &str) -> String {
-    input
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .flat_map(char::to_uppercase)
-        .collect()
+    input.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect()
 }

@@ -21,11 +21,7 @@ Environment:
   RUST_LOG              log filter, e.g. info or jifen=debug (default info)";
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "jifen",
-    version,
-    about = "积分 jifen: the points-and-rewards ledger for neighbourhood communities"
-)]
+#[command(name = "jifen", version, about = "积分 jifen: the points-and-rewards ledger for neighbourhood communities")]
 #[command(after_help = ENVIRONMENT_HELP)]
 pub struct Cli {
     #[command(flatten)]
@@ -37,31 +33,16 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
     /// Database URL (sqlite://PATH or postgres://...)
-    #[arg(
-        long,
-        env = "JIFEN_DATABASE_URL",
-        default_value = "sqlite://./data/jifen.db",
-        global = true
-    )]
+    #[arg(long, env = "JIFEN_DATABASE_URL", default_value = "sqlite://./data/jifen.db", global = true)]
     pub database_url: String,
     /// Address to listen on
-    #[arg(
-        long,
-        env = "JIFEN_BIND",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "JIFEN_BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: String,
     /// Token signing secret (at least 32 bytes); prefer the environment variable
     #[arg(long, env = "JIFEN_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
     /// Password for the 'admin' user created on first start; prefer the environment variable
-    #[arg(
-        long,
-        env = "JIFEN_ADMIN_PASSWORD",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "JIFEN_ADMIN_PASSWORD", hide_env_values = true, global = true)]
     pub admin_password: Option<String>,
 }
 
@@ -102,7 +83,9 @@ const JWT_SECRET_FILE: &str = "jwt_secret";
 impl Settings {
     pub fn resolve(args: &ConfigArgs) -> anyhow::Result<Self> {
         let database_url = DatabaseUrl::parse(&args.database_url).map_err(anyhow::Error::msg)?;
-        let jwt_secret = match (&args.jwt_secret, &database_url) {
+        // An empty variable (e.g. `JIFEN_ADMIN_PASSWORD=` in a compose file) counts as unset.
+        let jwt_secret = args.jwt_secret.as_deref().filter(|secret| !secret.is_empty());
+        let jwt_secret = match (jwt_secret, &database_url) {
             (Some(secret), _) => secret.as_bytes().to_vec(),
             (None, DatabaseUrl::Sqlite(path)) => load_or_create_secret(&data_folder(path))?,
             (None, DatabaseUrl::Postgres(_)) => {
@@ -120,7 +103,7 @@ impl Settings {
             database_url,
             bind: args.bind.clone(),
             jwt_secret,
-            admin_password: args.admin_password.clone(),
+            admin_password: args.admin_password.clone().filter(|password| !password.is_empty()),
         })
     }
 }
@@ -150,9 +133,7 @@ fn load_or_create_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", path.display()))?;
+    let mut file = options.open(&path).map_err(|err| anyhow::anyhow!("cannot create {}: {err}", path.display()))?;
     file.write_all(secret.as_bytes())?;
     file.sync_all()?;
     tracing::info!(path = %path.display(), "generated a token signing secret");

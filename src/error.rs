@@ -53,9 +53,7 @@ impl ErrorCode {
             Forbidden => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict | UsernameTaken | NameTaken | AlreadyMember | AlreadyResidentElsewhere => {
-                StatusCode::CONFLICT
-            }
+            Conflict | UsernameTaken | NameTaken | AlreadyMember | AlreadyResidentElsewhere => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidJoinCode | InvalidParent | InvalidRoleForUnit | CurrentPasswordIncorrect => {
@@ -128,11 +126,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            detail: detail.into(),
-            headers: Vec::new(),
-        }
+        ApiError { code, detail: detail.into(), headers: Vec::new() }
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -163,19 +157,13 @@ impl ApiError {
     /// Logs the cause once, here, and answers with a generic 500.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(
-            ErrorCode::InternalError,
-            "the server failed to handle this request; it has been logged",
-        )
+        Self::new(ErrorCode::InternalError, "the server failed to handle this request; it has been logged")
     }
 
     pub fn pool_timeout(cause: impl std::fmt::Display) -> Self {
         tracing::warn!(error = %cause, "no database connection available");
-        Self::new(
-            ErrorCode::ServiceUnavailable,
-            "the database is busy; retry shortly",
-        )
-        .with_header(header::RETRY_AFTER, "1")
+        Self::new(ErrorCode::ServiceUnavailable, "the database is busy; retry shortly")
+            .with_header(header::RETRY_AFTER, "1")
     }
 
     fn title(&self) -> &'static str {
@@ -186,22 +174,16 @@ impl ApiError {
     /// was wrong (it names fields and positions, never internals).
     pub fn from_json_error(err: &JsonPayloadError) -> Self {
         match err {
-            JsonPayloadError::Overflow { limit }
-            | JsonPayloadError::OverflowKnownLength { limit, .. } => Self::new(
-                ErrorCode::PayloadTooLarge,
-                format!("the body is larger than {limit} bytes"),
-            ),
-            JsonPayloadError::ContentType => Self::new(
-                ErrorCode::UnsupportedMediaType,
-                "the body must be sent as Content-Type: application/json",
-            ),
+            JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+                Self::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
+            }
+            JsonPayloadError::ContentType => {
+                Self::new(ErrorCode::UnsupportedMediaType, "the body must be sent as Content-Type: application/json")
+            }
             JsonPayloadError::Deserialize(err) => {
                 Self::new(ErrorCode::InvalidBody, format!("invalid JSON body: {err}"))
             }
-            other => Self::new(
-                ErrorCode::InvalidBody,
-                format!("invalid JSON body: {other}"),
-            ),
+            other => Self::new(ErrorCode::InvalidBody, format!("invalid JSON body: {other}")),
         }
     }
 
@@ -245,20 +227,29 @@ impl ResponseError for ApiError {
     }
 }
 
+/// Maps a unique-constraint violation to a precise conflict: for the race where
+/// a concurrent request inserted the same value between our check and our insert.
+pub fn unique_violation_as(code: ErrorCode, detail: &'static str) -> impl FnOnce(diesel::result::Error) -> ApiError {
+    move |err| match err {
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+            ApiError::new(code, detail)
+        }
+        other => other.into(),
+    }
+}
+
 impl From<diesel::result::Error> for ApiError {
     fn from(err: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
         match err {
             Error::NotFound => Self::not_found("resource"),
-            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::new(
-                ErrorCode::Conflict,
-                "this conflicts with an existing record",
-            ),
-            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::new(
-                ErrorCode::ServiceUnavailable,
-                "a concurrent change got in the way; retry",
-            )
-            .with_header(header::RETRY_AFTER, "1"),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                Self::new(ErrorCode::Conflict, "this conflicts with an existing record")
+            }
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                Self::new(ErrorCode::ServiceUnavailable, "a concurrent change got in the way; retry")
+                    .with_header(header::RETRY_AFTER, "1")
+            }
             other => Self::internal(other),
         }
     }

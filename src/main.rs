@@ -27,10 +27,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let settings = Settings::resolve(&cli.config)?;
-            Application::build(settings, Arc::new(SystemClock))
-                .await?
-                .run_until_stopped()
-                .await?;
+            Application::build(settings, Arc::new(SystemClock)).await?.run_until_stopped().await?;
         }
         Command::Migrate => {
             let url = DatabaseUrl::parse(&cli.config.database_url).map_err(anyhow::Error::msg)?;

@@ -41,12 +41,7 @@ impl Modify for BearerSecurity {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                Http::builder()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
+            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
     }
 }
@@ -61,16 +56,12 @@ where
             InitError = (),
         >,
 {
-    app.configure(crate::system::routes).service(
-        scope::scope("/api/v1")
-            .configure(crate::auth::routes)
-            .configure(crate::units::routes),
-    )
+    app.configure(crate::system::routes)
+        .service(scope::scope("/api/v1").configure(crate::auth::routes).configure(crate::units::routes))
 }
 
 pub fn spec() -> utoipa::openapi::OpenApi {
-    let (_, spec) =
-        register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
+    let (_, spec) = register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
     spec
 }
 
@@ -99,44 +90,24 @@ fn methods_of(item: &PathItem) -> Vec<Method> {
 
 impl RouteTable {
     pub fn new(spec: &utoipa::openapi::OpenApi) -> Self {
-        let routes = spec
-            .paths
-            .paths
-            .iter()
-            .map(|(path, item)| (ResourceDef::new(path.as_str()), methods_of(item)))
-            .collect();
+        let routes =
+            spec.paths.paths.iter().map(|(path, item)| (ResourceDef::new(path.as_str()), methods_of(item))).collect();
         RouteTable { routes }
     }
 
     pub fn methods_for(&self, path: &str) -> Option<&[Method]> {
-        self.routes
-            .iter()
-            .find(|(def, _)| def.is_match(path))
-            .map(|(_, methods)| methods.as_slice())
+        self.routes.iter().find(|(def, _)| def.is_match(path)).map(|(_, methods)| methods.as_slice())
     }
 }
 
 /// The answer for requests no route matched.
-pub async fn unmatched(
-    req: HttpRequest,
-    routes: web::Data<RouteTable>,
-) -> Result<actix_web::HttpResponse, ApiError> {
+pub async fn unmatched(req: HttpRequest, routes: web::Data<RouteTable>) -> Result<actix_web::HttpResponse, ApiError> {
     Err(match routes.methods_for(req.path()) {
         Some(methods) => {
-            let allow = methods
-                .iter()
-                .map(Method::as_str)
-                .collect::<Vec<_>>()
-                .join(", ");
-            ApiError::new(
-                ErrorCode::MethodNotAllowed,
-                format!("{} is not supported here; use {allow}", req.method()),
-            )
-            .with_header(ALLOW, allow)
+            let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            ApiError::new(ErrorCode::MethodNotAllowed, format!("{} is not supported here; use {allow}", req.method()))
+                .with_header(ALLOW, allow)
         }
-        None => ApiError::new(
-            ErrorCode::NotFound,
-            format!("no resource at {}", req.path()),
-        ),
+        None => ApiError::new(ErrorCode::NotFound, format!("no resource at {}", req.path())),
     })
 }

@@ -24,9 +24,7 @@ impl<K: DeserializeOwned> PageRequest<K> {
     pub fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ApiError> {
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::validation(format!(
-                "limit must be between 1 and {MAX_LIMIT}"
-            )));
+            return Err(ApiError::validation(format!("limit must be between 1 and {MAX_LIMIT}")));
         }
         let after = match cursor {
             None | Some("") => None,
@@ -42,12 +40,7 @@ impl<K: DeserializeOwned> PageRequest<K> {
 }
 
 fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {
-    let invalid = || {
-        ApiError::new(
-            ErrorCode::InvalidCursor,
-            "the cursor was not issued by this endpoint",
-        )
-    };
+    let invalid = || ApiError::new(ErrorCode::InvalidCursor, "the cursor was not issued by this endpoint");
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     serde_json::from_slice(&bytes).map_err(|_| invalid())
 }
@@ -71,15 +64,10 @@ impl<T: ToSchema> Page<T> {
         let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|row| {
-                URL_SAFE_NO_PAD.encode(serde_json::to_vec(&key(row)).unwrap_or_default())
-            })
+            rows.last().map(|row| URL_SAFE_NO_PAD.encode(serde_json::to_vec(&key(row)).unwrap_or_default()))
         } else {
             None
         };
-        Page {
-            items: rows.into_iter().map(to_item).collect(),
-            next_cursor,
-        }
+        Page { items: rows.into_iter().map(to_item).collect(), next_cursor }
     }
 }

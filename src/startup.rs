@@ -73,18 +73,13 @@ impl Application {
                             .error_handler(|err, _| ApiError::from_json_error(&err).into()),
                     )
                     .app_data(
-                        web::QueryConfig::default()
-                            .error_handler(|err, _| ApiError::from_query_error(&err).into()),
+                        web::QueryConfig::default().error_handler(|err, _| ApiError::from_query_error(&err).into()),
                     )
-                    .app_data(
-                        web::PathConfig::default()
-                            .error_handler(|err, _| ApiError::from_path_error(&err).into()),
-                    )
+                    .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::from_path_error(&err).into()))
                     .into_utoipa_app(),
             )
             .split_for_parts();
-            app.default_service(web::to(openapi::unmatched))
-                .wrap(from_fn(telemetry::request_context))
+            app.default_service(web::to(openapi::unmatched)).wrap(from_fn(telemetry::request_context))
         })
         .listen(listener)?
         .run();
@@ -96,6 +91,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server: used by graceful shutdown and by tests.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
@@ -103,16 +103,11 @@ impl Application {
 
 /// On an empty database: the platform unit and, if nobody administers it, the
 /// user `admin` with the given password or a random one printed once in the log.
-pub fn bootstrap(
-    db: &Database,
-    clock: &dyn Clock,
-    admin_password: Option<&str>,
-) -> anyhow::Result<()> {
+pub fn bootstrap(db: &Database, clock: &dyn Clock, admin_password: Option<&str>) -> anyhow::Result<()> {
     let now = clock.now().naive_utc();
     let password = match admin_password {
         Some(password) => {
-            password::validate_new_password(password)
-                .map_err(|err| anyhow::anyhow!("JIFEN_ADMIN_PASSWORD: {err}"))?;
+            password::validate_new_password(password).map_err(|err| anyhow::anyhow!("JIFEN_ADMIN_PASSWORD: {err}"))?;
             password.to_owned()
         }
         None => random_code(16),
@@ -131,9 +126,9 @@ pub fn bootstrap(
     })?;
     if created {
         match admin_password {
-            Some(_) => tracing::info!(
-                "created the platform administrator 'admin' with the password from JIFEN_ADMIN_PASSWORD"
-            ),
+            Some(_) => {
+                tracing::info!("created the platform administrator 'admin' with the password from JIFEN_ADMIN_PASSWORD")
+            }
             None => tracing::warn!(
                 "created the platform administrator 'admin' with password {password} — it is shown only this once; change it after signing in"
             ),
@@ -203,12 +198,7 @@ fn create_admin(
 }
 
 /// `jifen admin create`: a further platform administrator.
-pub fn create_platform_admin(
-    db: &Database,
-    clock: &dyn Clock,
-    username: &str,
-    password: &str,
-) -> anyhow::Result<()> {
+pub fn create_platform_admin(db: &Database, clock: &dyn Clock, username: &str, password: &str) -> anyhow::Result<()> {
     let username = crate::validation::username(username).map_err(|err| anyhow::anyhow!("{err}"))?;
     password::validate_new_password(password).map_err(|err| anyhow::anyhow!("{err}"))?;
     let hash = password::hash(password).map_err(|err| anyhow::anyhow!("{err}"))?;

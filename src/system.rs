@@ -36,10 +36,7 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<web::Json<Health>> 
         .read(|conn| {
             conn.batch_execute("SELECT 1").map_err(|err| {
                 tracing::warn!(error = %err, "readiness check failed");
-                ApiError::new(
-                    crate::error::ErrorCode::ServiceUnavailable,
-                    "the database does not answer",
-                )
+                ApiError::new(crate::error::ErrorCode::ServiceUnavailable, "the database does not answer")
             })
         })
         .await?;
@@ -50,9 +47,7 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<web::Json<Health>> 
 #[utoipa::path(tag = "system", responses((status = 200, description = "OpenAPI 3.1 YAML", content_type = "application/yaml", body = String)))]
 #[get("/openapi.yaml")]
 pub async fn openapi_yaml(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/yaml")
-        .body(state.openapi_yaml.clone())
+    HttpResponse::Ok().content_type("application/yaml").body(state.openapi_yaml.clone())
 }
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {

@@ -13,17 +13,14 @@ pub fn username(input: &str) -> Result<String, ApiError> {
     let chars = username.chars().count();
     let allowed = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
     if !(3..=64).contains(&chars) || !username.chars().all(allowed) {
-        return Err(ApiError::validation(
-            "username must be 3 to 64 letters, digits or . _ - @ (a phone number works)",
-        ));
+        return Err(ApiError::validation("username must be 3 to 64 letters, digits or . _ - @ (a phone number works)"));
     }
     Ok(username)
 }
 
 pub fn text(field: &str, input: &str, max_chars: usize) -> Result<String, ApiError> {
     let value = input.trim();
-    if value.is_empty() || value.chars().count() > max_chars || value.chars().any(char::is_control)
-    {
+    if value.is_empty() || value.chars().count() > max_chars || value.chars().any(char::is_control) {
         return Err(ApiError::validation(format!(
             "{field} must be 1 to {max_chars} characters without control characters"
         )));
@@ -32,11 +29,7 @@ pub fn text(field: &str, input: &str, max_chars: usize) -> Result<String, ApiErr
 }
 
 /// An optional text: blank counts as absent.
-pub fn optional_text(
-    field: &str,
-    input: Option<&str>,
-    max_chars: usize,
-) -> Result<Option<String>, ApiError> {
+pub fn optional_text(field: &str, input: Option<&str>, max_chars: usize) -> Result<Option<String>, ApiError> {
     match input.map(str::trim) {
         None | Some("") => Ok(None),
         Some(value) => text(field, value, max_chars).map(Some),
@@ -50,9 +43,7 @@ pub fn phone(input: Option<&str>) -> Result<Option<String>, ApiError> {
     let digits = phone.chars().filter(char::is_ascii_digit).count();
     let allowed = |c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')');
     if !(5..=20).contains(&digits) || phone.len() > 30 || !phone.chars().all(allowed) {
-        return Err(ApiError::validation(
-            "phone must be 5 to 20 digits, optionally with + - ( ) and spaces",
-        ));
+        return Err(ApiError::validation("phone must be 5 to 20 digits, optionally with + - ( ) and spaces"));
     }
     Ok(Some(phone.to_owned()))
 }
@@ -62,11 +53,7 @@ pub fn household(input: Option<Household>) -> Result<Option<Household>, ApiError
         return Ok(None);
     };
     let field = |name: &str, value: Option<String>| {
-        optional_text(
-            &format!("household.{name}"),
-            value.as_deref(),
-            MAX_HOUSEHOLD_FIELD_CHARS,
-        )
+        optional_text(&format!("household.{name}"), value.as_deref(), MAX_HOUSEHOLD_FIELD_CHARS)
     };
     let household = Household {
         compound: field("compound", household.compound)?,

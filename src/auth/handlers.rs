@@ -3,8 +3,8 @@
 use actix_web::{HttpResponse, get, patch, post, put, web};
 
 use crate::auth::api::{
-    ChangePasswordRequest, LoginRequest, LogoutRequest, MeResponse, RefreshRequest,
-    RegisterRequest, TokenResponse, UpdateMeRequest,
+    ChangePasswordRequest, LoginRequest, LogoutRequest, MeResponse, RefreshRequest, RegisterRequest, TokenResponse,
+    UpdateMeRequest,
 };
 use crate::auth::principal::Principal;
 use crate::auth::service;
@@ -25,10 +25,7 @@ use crate::startup::AppState;
     )
 )]
 #[post("/auth/login")]
-pub async fn login(
-    state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
-) -> ApiResult<web::Json<TokenResponse>> {
+pub async fn login(state: web::Data<AppState>, body: web::Json<LoginRequest>) -> ApiResult<web::Json<TokenResponse>> {
     let LoginRequest { username, password } = body.into_inner();
     Ok(web::Json(service::login(&state, username, password).await?))
 }
@@ -52,9 +49,7 @@ pub async fn refresh(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
-    Ok(web::Json(
-        service::refresh(&state, &body.refresh_token).await?,
-    ))
+    Ok(web::Json(service::refresh(&state, &body.refresh_token).await?))
 }
 
 /// End a session: its refresh token and the access tokens issued with it stop working.
@@ -67,10 +62,7 @@ pub async fn refresh(
     )
 )]
 #[post("/auth/logout")]
-pub async fn logout(
-    state: web::Data<AppState>,
-    body: web::Json<LogoutRequest>,
-) -> ApiResult<HttpResponse> {
+pub async fn logout(state: web::Data<AppState>, body: web::Json<LogoutRequest>) -> ApiResult<HttpResponse> {
     service::logout(&state, &body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -90,10 +82,7 @@ pub async fn logout(
     )
 )]
 #[post("/auth/register")]
-pub async fn register(
-    state: web::Data<AppState>,
-    body: web::Json<RegisterRequest>,
-) -> ApiResult<HttpResponse> {
+pub async fn register(state: web::Data<AppState>, body: web::Json<RegisterRequest>) -> ApiResult<HttpResponse> {
     let profile = service::register(&state, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(profile))
 }
@@ -129,9 +118,7 @@ pub async fn update_me(
     principal: Principal,
     body: web::Json<UpdateMeRequest>,
 ) -> ApiResult<web::Json<MeResponse>> {
-    Ok(web::Json(
-        service::update_me(&state, principal, body.into_inner()).await?,
-    ))
+    Ok(web::Json(service::update_me(&state, principal, body.into_inner()).await?))
 }
 
 /// Change the caller's password. Every session of the user ends: sign in again.

@@ -36,48 +36,27 @@ pub struct UserChanges {
 
 impl User {
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        diesel::insert_into(users::table)
-            .values(self)
-            .execute(conn)
-            .map(drop)
+        diesel::insert_into(users::table).values(self).execute(conn).map(drop)
     }
 
     pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<User>> {
-        users::table
-            .find(id)
-            .select(User::as_select())
-            .first(conn)
-            .optional()
+        users::table.find(id).select(User::as_select()).first(conn).optional()
     }
 
     pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
-        users::table
-            .filter(users::username.eq(username))
-            .select(User::as_select())
-            .first(conn)
-            .optional()
+        users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).optional()
     }
 
     pub fn username_exists(conn: &mut DbConnection, username: &str) -> QueryResult<bool> {
-        diesel::select(diesel::dsl::exists(
-            users::table.filter(users::username.eq(username)),
-        ))
-        .get_result(conn)
+        diesel::select(diesel::dsl::exists(users::table.filter(users::username.eq(username)))).get_result(conn)
     }
 
     pub fn update(conn: &mut DbConnection, id: &str, changes: &UserChanges) -> QueryResult<User> {
-        diesel::update(users::table.find(id))
-            .set(changes)
-            .execute(conn)?;
+        diesel::update(users::table.find(id)).set(changes).execute(conn)?;
         users::table.find(id).select(User::as_select()).first(conn)
     }
 
-    pub fn set_password(
-        conn: &mut DbConnection,
-        id: &str,
-        password_hash: &str,
-        now: NaiveDateTime,
-    ) -> QueryResult<()> {
+    pub fn set_password(conn: &mut DbConnection, id: &str, password_hash: &str, now: NaiveDateTime) -> QueryResult<()> {
         diesel::update(users::table.find(id))
             .set((
                 users::password_hash.eq(password_hash),
@@ -89,74 +68,46 @@ impl User {
     }
 
     /// Replaces a hash with a stronger one of the same password; not a password change.
-    pub fn set_password_hash(
-        conn: &mut DbConnection,
-        id: &str,
-        password_hash: &str,
-    ) -> QueryResult<()> {
-        diesel::update(users::table.find(id))
-            .set(users::password_hash.eq(password_hash))
-            .execute(conn)
-            .map(drop)
+    pub fn set_password_hash(conn: &mut DbConnection, id: &str, password_hash: &str) -> QueryResult<()> {
+        diesel::update(users::table.find(id)).set(users::password_hash.eq(password_hash)).execute(conn).map(drop)
     }
 
     pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
-        self.locked_until
-            .is_some_and(|until| until > now.naive_utc())
+        self.locked_until.is_some_and(|until| until > now.naive_utc())
     }
 
     /// Re-reads the user under a write lock (a no-op UPDATE takes PostgreSQL's
     /// row lock; SQLite's BEGIN IMMEDIATE already holds the database lock), so
     /// concurrent sign-ins count every failure.
     pub fn lock_for_update(conn: &mut DbConnection, id: &str) -> QueryResult<User> {
-        diesel::update(users::table.find(id))
-            .set(users::failed_logins.eq(users::failed_logins))
-            .execute(conn)?;
+        diesel::update(users::table.find(id)).set(users::failed_logins.eq(users::failed_logins)).execute(conn)?;
         users::table.find(id).select(User::as_select()).first(conn)
     }
 
     /// Counts a failed sign-in; the tenth in a row locks the account. A lock that
     /// has run out starts the count afresh.
-    pub fn record_failed_login(
-        conn: &mut DbConnection,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> QueryResult<()> {
+    pub fn record_failed_login(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> QueryResult<()> {
         let user = Self::lock_for_update(conn, id)?;
         if user.is_locked(now) {
             return Ok(());
         }
-        let failures = if user.locked_until.is_some() {
-            1
-        } else {
-            user.failed_logins + 1
-        };
+        let failures = if user.locked_until.is_some() { 1 } else { user.failed_logins + 1 };
         let locked_until = (failures >= MAX_FAILED_LOGINS).then(|| (now + LOCKOUT).naive_utc());
         diesel::update(users::table.find(id))
-            .set((
-                users::failed_logins.eq(failures),
-                users::locked_until.eq(locked_until),
-            ))
+            .set((users::failed_logins.eq(failures), users::locked_until.eq(locked_until)))
             .execute(conn)
             .map(drop)
     }
 
     /// Clears the failure count after a successful sign-in; false if the account
     /// got locked meanwhile (the sign-in must then fail too).
-    pub fn record_successful_login(
-        conn: &mut DbConnection,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> QueryResult<bool> {
+    pub fn record_successful_login(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> QueryResult<bool> {
         let user = Self::lock_for_update(conn, id)?;
         if user.is_locked(now) {
             return Ok(false);
         }
         diesel::update(users::table.find(id))
-            .set((
-                users::failed_logins.eq(0),
-                users::locked_until.eq(None::<NaiveDateTime>),
-            ))
+            .set((users::failed_logins.eq(0), users::locked_until.eq(None::<NaiveDateTime>)))
             .execute(conn)?;
         Ok(true)
     }
@@ -181,29 +132,17 @@ pub struct RefreshToken {
 
 impl RefreshToken {
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        diesel::insert_into(refresh_tokens::table)
-            .values(self)
-            .execute(conn)
-            .map(drop)
+        diesel::insert_into(refresh_tokens::table).values(self).execute(conn).map(drop)
     }
 
     pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<RefreshToken>> {
-        refresh_tokens::table
-            .find(id)
-            .select(RefreshToken::as_select())
-            .first(conn)
-            .optional()
+        refresh_tokens::table.find(id).select(RefreshToken::as_select()).first(conn).optional()
     }
 
     /// Marks the token used and names its successor, if nobody did so first. The
     /// condition is evaluated under the row lock, so of two concurrent refreshes
     /// exactly one wins.
-    pub fn claim(
-        conn: &mut DbConnection,
-        id: &str,
-        successor_id: &str,
-        now: NaiveDateTime,
-    ) -> QueryResult<bool> {
+    pub fn claim(conn: &mut DbConnection, id: &str, successor_id: &str, now: NaiveDateTime) -> QueryResult<bool> {
         let claimed = diesel::update(
             refresh_tokens::table
                 .find(id)
@@ -211,10 +150,7 @@ impl RefreshToken {
                 .filter(refresh_tokens::revoked_at.is_null())
                 .filter(refresh_tokens::expires_at.gt(now)),
         )
-        .set((
-            refresh_tokens::used_at.eq(now),
-            refresh_tokens::replaced_by.eq(successor_id),
-        ))
+        .set((refresh_tokens::used_at.eq(now), refresh_tokens::replaced_by.eq(successor_id)))
         .execute(conn)?;
         Ok(claimed == 1)
     }
@@ -230,11 +166,7 @@ impl RefreshToken {
         .get_result(conn)
     }
 
-    pub fn revoke_family(
-        conn: &mut DbConnection,
-        family_id: &str,
-        now: NaiveDateTime,
-    ) -> QueryResult<usize> {
+    pub fn revoke_family(conn: &mut DbConnection, family_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
         diesel::update(
             refresh_tokens::table
                 .filter(refresh_tokens::family_id.eq(family_id))
@@ -244,11 +176,7 @@ impl RefreshToken {
         .execute(conn)
     }
 
-    pub fn revoke_all_of_user(
-        conn: &mut DbConnection,
-        user_id: &str,
-        now: NaiveDateTime,
-    ) -> QueryResult<usize> {
+    pub fn revoke_all_of_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
         diesel::update(
             refresh_tokens::table
                 .filter(refresh_tokens::user_id.eq(user_id))

@@ -25,10 +25,7 @@ pub fn validate_new_password(password: &str) -> Result<(), ApiError> {
 
 pub fn hash(password: &str) -> Result<String, ApiError> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(ApiError::internal)
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string()).map_err(ApiError::internal)
 }
 
 pub enum Verification {
@@ -42,22 +39,16 @@ pub fn verify(password: &str, stored: &str) -> Verification {
     let Ok(parsed) = PasswordHash::new(stored) else {
         return Verification::Mismatch;
     };
-    if Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_err()
-    {
+    if Argon2::default().verify_password(password.as_bytes(), &parsed).is_err() {
         return Verification::Mismatch;
     }
-    Verification::Match {
-        needs_rehash: is_weaker_than_default(&parsed),
-    }
+    Verification::Match { needs_rehash: is_weaker_than_default(&parsed) }
 }
 
 /// Spends the same effort as a real verification, for unknown users, so that the
 /// response time does not reveal which usernames exist.
 pub fn verify_dummy(password: &str) {
-    static DUMMY: LazyLock<Option<String>> =
-        LazyLock::new(|| hash("jifen dummy password for timing").ok());
+    static DUMMY: LazyLock<Option<String>> = LazyLock::new(|| hash("jifen dummy password for timing").ok());
     if let Some(dummy) = DUMMY.as_deref() {
         let _ = verify(password, dummy);
     }
@@ -71,9 +62,7 @@ fn is_weaker_than_default(hash: &PasswordHash<'_>) -> bool {
         return true;
     };
     let default = Params::default();
-    params.m_cost() < default.m_cost()
-        || params.t_cost() < default.t_cost()
-        || params.p_cost() < default.p_cost()
+    params.m_cost() < default.m_cost() || params.t_cost() < default.t_cost() || params.p_cost() < default.p_cost()
 }
 
 #[cfg(test)]
@@ -83,36 +72,18 @@ mod tests {
     #[test]
     fn hashes_are_argon2id_with_owasp_parameters() {
         let stored = hash("correct horse").unwrap();
-        assert!(
-            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{stored}"
-        );
-        assert!(matches!(
-            verify("correct horse", &stored),
-            Verification::Match {
-                needs_rehash: false
-            }
-        ));
-        assert!(matches!(
-            verify("wrong horse", &stored),
-            Verification::Mismatch
-        ));
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(matches!(verify("correct horse", &stored), Verification::Match { needs_rehash: false }));
+        assert!(matches!(verify("wrong horse", &stored), Verification::Mismatch));
     }
 
     #[test]
     fn weaker_hashes_are_flagged_for_rehash() {
-        let weak = Argon2::new(
-            Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            Params::new(4096, 1, 1, None).unwrap(),
-        )
-        .hash_password(b"correct horse", &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string();
-        assert!(matches!(
-            verify("correct horse", &weak),
-            Verification::Match { needs_rehash: true }
-        ));
+        let weak = Argon2::new(Algorithm::Argon2id, argon2::Version::V0x13, Params::new(4096, 1, 1, None).unwrap())
+            .hash_password(b"correct horse", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert!(matches!(verify("correct horse", &weak), Verification::Match { needs_rehash: true }));
     }
 
     #[test]

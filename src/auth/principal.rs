@@ -20,44 +20,31 @@ pub struct Principal {
 
 impl Principal {
     fn active_memberships(&self) -> impl Iterator<Item = &(Membership, Unit)> {
-        self.memberships
-            .iter()
-            .filter(|(membership, _)| membership.status() == MembershipStatus::Active)
+        self.memberships.iter().filter(|(membership, _)| membership.status() == MembershipStatus::Active)
     }
 
     /// The roles the caller holds on `unit`: those of active memberships on it or on any unit above it.
     pub fn roles_on(&self, unit: &Unit) -> Roles {
         self.active_memberships()
             .filter(|(_, granted_on)| unit.is_within(&granted_on.path))
-            .fold(Roles::default(), |roles, (membership, _)| {
-                roles.union(membership.roles())
-            })
+            .fold(Roles::default(), |roles, (membership, _)| roles.union(membership.roles()))
     }
 
     /// The paths of the units whose subtrees the caller may see.
     pub fn visible_roots(&self) -> Vec<String> {
-        self.active_memberships()
-            .map(|(_, unit)| unit.path.clone())
-            .collect()
+        self.active_memberships().map(|(_, unit)| unit.path.clone()).collect()
     }
 
     /// Checks that the caller may do something on `unit`: a unit outside the
     /// caller's reach answers 404 (its existence is not revealed); one they can
     /// see but lack the role for answers 403.
-    pub fn authorize(
-        &self,
-        unit: &Unit,
-        allowed: impl Fn(Roles) -> bool,
-        action: &str,
-    ) -> Result<Roles, ApiError> {
+    pub fn authorize(&self, unit: &Unit, allowed: impl Fn(Roles) -> bool, action: &str) -> Result<Roles, ApiError> {
         let roles = self.roles_on(unit);
         if roles.is_empty() {
             return Err(ApiError::not_found("unit"));
         }
         if !allowed(roles) {
-            return Err(ApiError::forbidden(format!(
-                "your roles on this unit do not allow you to {action}"
-            )));
+            return Err(ApiError::forbidden(format!("your roles on this unit do not allow you to {action}")));
         }
         Ok(roles)
     }
@@ -66,9 +53,7 @@ impl Principal {
 fn bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
 impl FromRequest for Principal {
@@ -80,9 +65,8 @@ impl FromRequest for Principal {
         let token = bearer_token(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
-            let token = token.ok_or_else(|| {
-                ApiError::unauthorized("send an access token: Authorization: Bearer <token>")
-            })?;
+            let token =
+                token.ok_or_else(|| ApiError::unauthorized("send an access token: Authorization: Bearer <token>"))?;
             let claims = state.tokens.verify_access(&token, state.clock.now())?;
             let principal = state
                 .db
@@ -98,8 +82,7 @@ impl FromRequest for Principal {
                     Ok(Some(Principal { user, memberships }))
                 })
                 .await?;
-            principal
-                .ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))
+            principal.ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))
         })
     }
 }

@@ -2,16 +2,14 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::auth::api::{
-    ChangePasswordRequest, MeResponse, RegisterRequest, TokenResponse, UpdateMeRequest,
-};
+use crate::auth::api::{ChangePasswordRequest, MeResponse, RegisterRequest, TokenResponse, UpdateMeRequest};
 use crate::auth::model::{RefreshToken, User, UserChanges};
 use crate::auth::password::{self, Verification};
 use crate::auth::principal::Principal;
 use crate::auth::tokens::{ACCESS_TOKEN_TTL, REFRESH_TOKEN_TTL, TokenKeys};
 use crate::codes::normalize_code;
 use crate::db::{DbConnection, new_id};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode, unique_violation_as};
 use crate::startup::AppState;
 use crate::units::model::{Membership, MembershipStatus, Unit};
 use crate::validation;
@@ -20,28 +18,20 @@ use crate::validation;
 /// token for this long and gets the same new pair; later reuse means theft.
 pub const REFRESH_RETRY_GRACE: Duration = Duration::seconds(30);
 
+pub const USERNAME_TAKEN: &str = "this username is taken";
+
 fn invalid_credentials() -> ApiError {
     // One answer for unknown user, wrong password and locked account.
-    ApiError::new(
-        ErrorCode::InvalidCredentials,
-        "the username or password is incorrect, or the account is locked",
-    )
+    ApiError::new(ErrorCode::InvalidCredentials, "the username or password is incorrect, or the account is locked")
 }
 
 fn invalid_refresh_token() -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidRefreshToken,
-        "the refresh token is invalid, expired or revoked; sign in again",
-    )
+    ApiError::new(ErrorCode::InvalidRefreshToken, "the refresh token is invalid, expired or revoked; sign in again")
 }
 
 fn token_response(keys: &TokenKeys, token: &RefreshToken) -> ApiResult<TokenResponse> {
     Ok(TokenResponse {
-        access_token: keys.issue_access(
-            &token.user_id,
-            &token.access_jti,
-            token.issued_at.and_utc(),
-        )?,
+        access_token: keys.issue_access(&token.user_id, &token.access_jti, token.issued_at.and_utc())?,
         token_type: "Bearer".to_owned(),
         expires_in: ACCESS_TOKEN_TTL.num_seconds(),
         refresh_token: keys.refresh_token(&token.id),
@@ -63,11 +53,7 @@ fn new_refresh_token(user_id: &str, family_id: Option<&str>, now: DateTime<Utc>)
     }
 }
 
-pub async fn login(
-    state: &AppState,
-    username: String,
-    password: String,
-) -> ApiResult<TokenResponse> {
+pub async fn login(state: &AppState, username: String, password: String) -> ApiResult<TokenResponse> {
     if password.chars().count() > password::MAX_PASSWORD_CHARS {
         return Err(ApiError::validation(format!(
             "password must be at most {} characters",
@@ -75,10 +61,7 @@ pub async fn login(
         )));
     }
     let username = username.trim().to_lowercase();
-    let user = state
-        .db
-        .read(move |conn| Ok(User::find_by_username(conn, &username)?))
-        .await?;
+    let user = state.db.read(move |conn| Ok(User::find_by_username(conn, &username)?)).await?;
     let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
     // Verify (and, when the stored hash is weaker than today's parameters, re-hash)
     // off the async workers; unknown users cost the same as known ones.
@@ -88,10 +71,9 @@ pub async fn login(
             (Verification::Mismatch, None)
         }
         Some(stored) => match password::verify(&password, &stored) {
-            Verification::Match { needs_rehash: true } => (
-                Verification::Match { needs_rehash: true },
-                password::hash(&password).ok(),
-            ),
+            Verification::Match { needs_rehash: true } => {
+                (Verification::Match { needs_rehash: true }, password::hash(&password).ok())
+            }
             other => (other, None),
         },
     })
@@ -102,10 +84,7 @@ pub async fn login(
     let now = state.clock.now();
     let user_id = user.id.clone();
     if let Verification::Mismatch = verification {
-        state
-            .db
-            .write(move |conn| Ok(User::record_failed_login(conn, &user_id, now)?))
-            .await?;
+        state.db.write(move |conn| Ok(User::record_failed_login(conn, &user_id, now)?)).await?;
         return Err(invalid_credentials());
     }
     let token = state
@@ -133,10 +112,7 @@ enum Rotation {
 }
 
 pub async fn refresh(state: &AppState, refresh_token: &str) -> ApiResult<TokenResponse> {
-    let id = state
-        .tokens
-        .parse_refresh_token(refresh_token)
-        .ok_or_else(invalid_refresh_token)?;
+    let id = state.tokens.parse_refresh_token(refresh_token).ok_or_else(invalid_refresh_token)?;
     let now = state.clock.now();
     let rotation = state.db.write(move |conn| rotate(conn, &id, now)).await?;
     match rotation {
@@ -198,11 +174,7 @@ pub async fn logout(state: &AppState, refresh_token: &str) -> ApiResult<()> {
 pub async fn register(state: &AppState, request: RegisterRequest) -> ApiResult<MeResponse> {
     let username = validation::username(&request.username)?;
     password::validate_new_password(&request.password)?;
-    let display_name = validation::text(
-        "display_name",
-        &request.display_name,
-        validation::MAX_NAME_CHARS,
-    )?;
+    let display_name = validation::text("display_name", &request.display_name, validation::MAX_NAME_CHARS)?;
     let phone = validation::phone(request.phone.as_deref())?;
     let household = validation::household(request.household)?;
     let join_code = normalize_code(&request.join_code);
@@ -212,17 +184,10 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> ApiResult<M
     state
         .db
         .write(move |conn| {
-            let community = Unit::find_by_join_code(conn, &join_code)?.ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidJoinCode,
-                    "no community has this join code",
-                )
-            })?;
+            let community = Unit::find_by_join_code(conn, &join_code)?
+                .ok_or_else(|| ApiError::new(ErrorCode::InvalidJoinCode, "no community has this join code"))?;
             if User::username_exists(conn, &username)? {
-                return Err(ApiError::new(
-                    ErrorCode::UsernameTaken,
-                    "this username is taken",
-                ));
+                return Err(ApiError::new(ErrorCode::UsernameTaken, "this username is taken"));
             }
             let user = User {
                 id: new_id(),
@@ -236,7 +201,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> ApiResult<M
                 created_at: now,
                 updated_at: now,
             };
-            user.insert(conn)?;
+            user.insert(conn).map_err(unique_violation_as(ErrorCode::UsernameTaken, USERNAME_TAKEN))?;
             let mut membership = Membership {
                 id: new_id(),
                 unit_id: community.id.clone(),
@@ -260,56 +225,33 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> ApiResult<M
         .await
 }
 
-pub async fn update_me(
-    state: &AppState,
-    principal: Principal,
-    request: UpdateMeRequest,
-) -> ApiResult<MeResponse> {
+pub async fn update_me(state: &AppState, principal: Principal, request: UpdateMeRequest) -> ApiResult<MeResponse> {
     let changes = UserChanges {
         display_name: request
             .display_name
             .as_deref()
             .map(|name| validation::text("display_name", name, validation::MAX_NAME_CHARS))
             .transpose()?,
-        phone: request
-            .phone
-            .map(|phone| validation::phone(phone.as_deref()))
-            .transpose()?,
+        phone: request.phone.map(|phone| validation::phone(phone.as_deref())).transpose()?,
         updated_at: Some(state.clock.now().naive_utc()),
     };
     let user_id = principal.user.id.clone();
-    let user = state
-        .db
-        .write(move |conn| Ok(User::update(conn, &user_id, &changes)?))
-        .await?;
+    let user = state.db.write(move |conn| Ok(User::update(conn, &user_id, &changes)?)).await?;
     Ok(MeResponse::new(user, principal.memberships))
 }
 
-pub async fn change_password(
-    state: &AppState,
-    principal: Principal,
-    request: ChangePasswordRequest,
-) -> ApiResult<()> {
+pub async fn change_password(state: &AppState, principal: Principal, request: ChangePasswordRequest) -> ApiResult<()> {
     password::validate_new_password(&request.new_password)?;
     let stored = principal.user.password_hash.clone();
     let (current_ok, new_hash) = actix_web::web::block(move || {
-        let current_ok = matches!(
-            password::verify(&request.current_password, &stored),
-            Verification::Match { .. }
-        );
-        (
-            current_ok,
-            current_ok.then(|| password::hash(&request.new_password)),
-        )
+        let current_ok = matches!(password::verify(&request.current_password, &stored), Verification::Match { .. });
+        (current_ok, current_ok.then(|| password::hash(&request.new_password)))
     })
     .await?;
     let new_hash = match (current_ok, new_hash) {
         (true, Some(hash)) => hash?,
         _ => {
-            return Err(ApiError::new(
-                ErrorCode::CurrentPasswordIncorrect,
-                "the current password is not correct",
-            ));
+            return Err(ApiError::new(ErrorCode::CurrentPasswordIncorrect, "the current password is not correct"));
         }
     };
     let now = state.clock.now().naive_utc();

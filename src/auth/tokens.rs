@@ -75,12 +75,7 @@ impl TokenKeys {
 
     /// Deterministic for given inputs, so a retried refresh can hand out the very
     /// same token again.
-    pub fn issue_access(
-        &self,
-        user_id: &str,
-        jti: &str,
-        issued_at: DateTime<Utc>,
-    ) -> Result<String, ApiError> {
+    pub fn issue_access(&self, user_id: &str, jti: &str, issued_at: DateTime<Utc>) -> Result<String, ApiError> {
         let iat = issued_at.timestamp();
         let claims = AccessClaims {
             iss: ISSUER.to_owned(),
@@ -99,11 +94,9 @@ impl TokenKeys {
 
     pub fn verify_access(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, ApiError> {
         let invalid = || ApiError::unauthorized("the access token is invalid or expired");
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map_err(|_| invalid())?;
-        if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYP)
-            || data.claims.token_use != ACCESS_TOKEN_USE
-        {
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map_err(|_| invalid())?;
+        if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) || data.claims.token_use != ACCESS_TOKEN_USE {
             return Err(invalid());
         }
         let now = now.timestamp();
@@ -116,10 +109,7 @@ impl TokenKeys {
     /// `<id>.<HMAC of id>`: opaque to clients, and nothing in the database alone
     /// lets anyone rebuild a usable token.
     pub fn refresh_token(&self, id: &str) -> String {
-        format!(
-            "{id}.{}",
-            URL_SAFE_NO_PAD.encode(self.refresh_mac(id).finalize().into_bytes())
-        )
+        format!("{id}.{}", URL_SAFE_NO_PAD.encode(self.refresh_mac(id).finalize().into_bytes()))
     }
 
     /// The token's id if its MAC is right (compared in constant time).
@@ -131,8 +121,7 @@ impl TokenKeys {
     }
 
     fn refresh_mac(&self, id: &str) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.refresh_mac_key)
-            .expect("HMAC takes keys of any length");
+        let mut mac = HmacSha256::new_from_slice(&self.refresh_mac_key).expect("HMAC takes keys of any length");
         mac.update(id.as_bytes());
         mac
     }
@@ -152,27 +141,10 @@ mod tests {
         assert_eq!(token, keys.issue_access("u1", "j1", now).unwrap());
         let claims = keys.verify_access(&token, now).unwrap();
         assert_eq!(claims.sub, "u1");
-        assert!(
-            keys.verify_access(
-                &token,
-                now + ACCESS_TOKEN_TTL + Duration::seconds(LEEWAY_SECONDS)
-            )
-            .is_err()
-        );
-        assert!(
-            keys.verify_access(&token, now + ACCESS_TOKEN_TTL).is_ok(),
-            "within the leeway"
-        );
-        assert!(
-            keys.verify_access(&token, now - Duration::seconds(LEEWAY_SECONDS + 1))
-                .is_err(),
-            "not yet valid"
-        );
-        assert!(
-            TokenKeys::new(b"another secret of thirty-two bytes!")
-                .verify_access(&token, now)
-                .is_err()
-        );
+        assert!(keys.verify_access(&token, now + ACCESS_TOKEN_TTL + Duration::seconds(LEEWAY_SECONDS)).is_err());
+        assert!(keys.verify_access(&token, now + ACCESS_TOKEN_TTL).is_ok(), "within the leeway");
+        assert!(keys.verify_access(&token, now - Duration::seconds(LEEWAY_SECONDS + 1)).is_err(), "not yet valid");
+        assert!(TokenKeys::new(b"another secret of thirty-two bytes!").verify_access(&token, now).is_err());
     }
 
     #[test]
@@ -182,9 +154,6 @@ mod tests {
         assert_eq!(keys.parse_refresh_token(&token).as_deref(), Some("abc"));
         assert_eq!(keys.parse_refresh_token(&token.replace("abc", "abd")), None);
         assert_eq!(keys.parse_refresh_token("abc"), None);
-        assert_eq!(
-            keys.parse_refresh_token(&token),
-            keys.parse_refresh_token(&keys.refresh_token("abc"))
-        );
+        assert_eq!(keys.parse_refresh_token(&token), keys.parse_refresh_token(&keys.refresh_token("abc")));
     }
 }

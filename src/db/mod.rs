@@ -83,9 +83,7 @@ impl ManageConnection for ConnectionManager {
 
     fn connect(&self) -> Result<DbConnection, ConnectError> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgresql(
-                diesel::PgConnection::establish(url)?,
-            )),
+            DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgresql(diesel::PgConnection::establish(url)?)),
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())?;
                 // One statement each (diesel's advice), busy_timeout first so the
@@ -136,28 +134,20 @@ impl Database {
         if let DatabaseUrl::Sqlite(path) = &url
             && let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(dir).map_err(|err| {
-                anyhow::anyhow!("cannot create the data folder {}: {err}", dir.display())
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|err| anyhow::anyhow!("cannot create the data folder {}: {err}", dir.display()))?;
         }
         let manager = ConnectionManager { url: url.clone() };
         let build = |size: u32| {
             Pool::builder()
                 .max_size(size)
+                .min_idle(Some(1))
                 .connection_timeout(Duration::from_secs(10))
                 .build(manager.clone())
         };
         let readers = build(pool_size).map_err(|err| connect_error(&url, err))?;
-        let writers = if url.is_sqlite() {
-            build(1).map_err(|err| connect_error(&url, err))?
-        } else {
-            readers.clone()
-        };
-        let db = Database {
-            url,
-            readers,
-            writers,
-        };
+        let writers = if url.is_sqlite() { build(1).map_err(|err| connect_error(&url, err))? } else { readers.clone() };
+        let db = Database { url, readers, writers };
         db.migrate()?;
         Ok(db)
     }
@@ -168,19 +158,16 @@ impl Database {
 
     pub fn migrate(&self) -> anyhow::Result<usize> {
         let mut conn = self.writers.get()?;
-        let migrations = match &*conn {
-            DbConnection::Postgresql(_) => POSTGRES_MIGRATIONS,
-            DbConnection::Sqlite(_) => SQLITE_MIGRATIONS,
-        };
+        let migrations = migrations_for(&conn);
         let applied = conn
             .run_pending_migrations(migrations)
             .map_err(|err| anyhow::anyhow!("database migration failed: {err}"))?;
         Ok(applied.len())
     }
 
-    /// A connection outside any pool discipline, for start-up checks and CLI commands.
-    pub fn blocking_reader(&self) -> anyhow::Result<PooledDbConnection> {
-        Ok(self.readers.get()?)
+    /// A pooled connection for blocking code outside requests (start-up checks, CLI, tests).
+    pub fn blocking_connection(&self) -> anyhow::Result<PooledDbConnection> {
+        Ok(self.writers.get()?)
     }
 
     /// Runs `f` on a reader connection, off the async workers.
@@ -236,8 +223,7 @@ impl Database {
         if let DbConnection::Postgresql(pg) = &mut *conn {
             for name in ["fsync", "synchronous_commit", "full_page_writes"] {
                 let value: Setting =
-                    diesel::sql_query(format!("SELECT current_setting('{name}') AS setting"))
-                        .get_result(pg)?;
+                    diesel::sql_query(format!("SELECT current_setting('{name}') AS setting")).get_result(pg)?;
                 if value.setting == "off" {
                     tracing::warn!(
                         setting = name,
@@ -247,6 +233,14 @@ impl Database {
             }
         }
         Ok(())
+    }
+}
+
+/// The embedded migrations of the connection's backend.
+pub fn migrations_for(conn: &DbConnection) -> EmbeddedMigrations {
+    match conn {
+        DbConnection::Postgresql(_) => POSTGRES_MIGRATIONS,
+        DbConnection::Sqlite(_) => SQLITE_MIGRATIONS,
     }
 }
 
@@ -270,9 +264,7 @@ where
     E: From<diesel::result::Error>,
 {
     match conn {
-        DbConnection::Sqlite(sqlite) => {
-            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?
-        }
+        DbConnection::Sqlite(sqlite) => AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?,
         DbConnection::Postgresql(_) => return conn.transaction(f),
     }
     match f(conn) {
@@ -285,6 +277,11 @@ where
             Err(err)
         }
     }
+}
+
+/// A new row id: UUIDv7, so ids sort by creation time and keyset pages follow it.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 #[cfg(test)]
@@ -301,28 +298,11 @@ mod tests {
             DatabaseUrl::parse("sqlite:///var/lib/jifen.db"),
             Ok(DatabaseUrl::Sqlite(PathBuf::from("/var/lib/jifen.db")))
         );
-        assert!(matches!(
-            DatabaseUrl::parse("postgres://u@h/db"),
-            Ok(DatabaseUrl::Postgres(_))
-        ));
-        assert!(matches!(
-            DatabaseUrl::parse("postgresql://u@h/db"),
-            Ok(DatabaseUrl::Postgres(_))
-        ));
-        for bad in [
-            "mysql://h/db",
-            "./jifen.db",
-            "\"sqlite://x.db\"",
-            "sqlite://",
-            "sqlite://:memory:",
-        ] {
+        assert!(matches!(DatabaseUrl::parse("postgres://u@h/db"), Ok(DatabaseUrl::Postgres(_))));
+        assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db"), Ok(DatabaseUrl::Postgres(_))));
+        for bad in ["mysql://h/db", "./jifen.db", "\"sqlite://x.db\"", "sqlite://", "sqlite://:memory:"] {
             let err = DatabaseUrl::parse(bad).unwrap_err();
             assert!(err.contains("JIFEN_DATABASE_URL"), "{err}");
         }
     }
-}
-
-/// A new row id: UUIDv7, so ids sort by creation time and keyset pages follow it.
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }

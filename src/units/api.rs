@@ -20,11 +20,7 @@ pub struct UnitSummary {
 
 impl From<&Unit> for UnitSummary {
     fn from(unit: &Unit) -> Self {
-        UnitSummary {
-            id: unit.id.clone(),
-            kind: unit.kind(),
-            name: unit.name.clone(),
-        }
+        UnitSummary { id: unit.id.clone(), kind: unit.kind(), name: unit.name.clone() }
     }
 }
 

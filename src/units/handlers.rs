@@ -9,8 +9,8 @@ use crate::error::{ApiResult, Problem};
 use crate::pagination::Page;
 use crate::startup::AppState;
 use crate::units::api::{
-    AddMemberRequest, CreateUnitRequest, MemberListQuery, MemberResponse, UnitListQuery,
-    UnitResponse, UpdateMemberRequest, UpdateUnitRequest,
+    AddMemberRequest, CreateUnitRequest, MemberListQuery, MemberResponse, UnitListQuery, UnitResponse,
+    UpdateMemberRequest, UpdateUnitRequest,
 };
 use crate::units::service;
 
@@ -36,9 +36,7 @@ pub async fn create_unit(
     body: web::Json<CreateUnitRequest>,
 ) -> ApiResult<HttpResponse> {
     let unit = service::create_unit(&state, principal, body.into_inner()).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((LOCATION, format!("/api/v1/units/{}", unit.id)))
-        .json(unit))
+    Ok(HttpResponse::Created().insert_header((LOCATION, format!("/api/v1/units/{}", unit.id))).json(unit))
 }
 
 /// The units the caller can see: those they hold a role on, and every unit below them.
@@ -58,9 +56,7 @@ pub async fn list_units(
     principal: Principal,
     query: web::Query<UnitListQuery>,
 ) -> ApiResult<web::Json<Page<UnitResponse>>> {
-    Ok(web::Json(
-        service::list_units(&state, principal, query.into_inner()).await?,
-    ))
+    Ok(web::Json(service::list_units(&state, principal, query.into_inner()).await?))
 }
 
 /// One unit.
@@ -80,9 +76,7 @@ pub async fn get_unit(
     principal: Principal,
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<UnitResponse>> {
-    Ok(web::Json(
-        service::get_unit(&state, principal, path.into_inner().to_string()).await?,
-    ))
+    Ok(web::Json(service::get_unit(&state, principal, path.into_inner().to_string()).await?))
 }
 
 /// Rename a unit, change a community's time zone or issue it a new join code (admins of the parent unit).
@@ -107,15 +101,7 @@ pub async fn update_unit(
     path: web::Path<Uuid>,
     body: web::Json<UpdateUnitRequest>,
 ) -> ApiResult<web::Json<UnitResponse>> {
-    Ok(web::Json(
-        service::update_unit(
-            &state,
-            principal,
-            path.into_inner().to_string(),
-            body.into_inner(),
-        )
-        .await?,
-    ))
+    Ok(web::Json(service::update_unit(&state, principal, path.into_inner().to_string(), body.into_inner()).await?))
 }
 
 /// Add a new or existing user to a unit with roles (staff: residents only; admins: any role).
@@ -143,20 +129,9 @@ pub async fn add_member(
     path: web::Path<Uuid>,
     body: web::Json<AddMemberRequest>,
 ) -> ApiResult<HttpResponse> {
-    let member = service::add_member(
-        &state,
-        principal,
-        path.into_inner().to_string(),
-        body.into_inner(),
-    )
-    .await?;
-    let location = format!(
-        "/api/v1/units/{}/members/{}",
-        member.unit_id, member.user.id
-    );
-    Ok(HttpResponse::Created()
-        .insert_header((LOCATION, location))
-        .json(member))
+    let member = service::add_member(&state, principal, path.into_inner().to_string(), body.into_inner()).await?;
+    let location = format!("/api/v1/units/{}/members/{}", member.unit_id, member.user.id);
+    Ok(HttpResponse::Created().insert_header((LOCATION, location)).json(member))
 }
 
 /// The members of a unit (staff, admins and auditors).
@@ -179,15 +154,7 @@ pub async fn list_members(
     path: web::Path<Uuid>,
     query: web::Query<MemberListQuery>,
 ) -> ApiResult<web::Json<Page<MemberResponse>>> {
-    Ok(web::Json(
-        service::list_members(
-            &state,
-            principal,
-            path.into_inner().to_string(),
-            query.into_inner(),
-        )
-        .await?,
-    ))
+    Ok(web::Json(service::list_members(&state, principal, path.into_inner().to_string(), query.into_inner()).await?))
 }
 
 /// Change a member's roles (admins), status or household (staff: residents only).
@@ -215,13 +182,6 @@ pub async fn update_member(
 ) -> ApiResult<web::Json<MemberResponse>> {
     let (unit_id, user_id) = path.into_inner();
     Ok(web::Json(
-        service::update_member(
-            &state,
-            principal,
-            unit_id.to_string(),
-            user_id.to_string(),
-            body.into_inner(),
-        )
-        .await?,
+        service::update_member(&state, principal, unit_id.to_string(), user_id.to_string(), body.into_inner()).await?,
     ))
 }

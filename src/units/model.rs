@@ -34,14 +34,9 @@ impl UnitKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            UnitKind::Platform,
-            UnitKind::District,
-            UnitKind::Street,
-            UnitKind::Community,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        [UnitKind::Platform, UnitKind::District, UnitKind::Street, UnitKind::Community]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 
     /// The kind a unit of this kind must sit under.
@@ -88,13 +83,9 @@ impl MembershipStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            MembershipStatus::Pending,
-            MembershipStatus::Active,
-            MembershipStatus::Suspended,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        [MembershipStatus::Pending, MembershipStatus::Active, MembershipStatus::Suspended]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -195,11 +186,7 @@ impl Unit {
     }
 
     pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Unit>> {
-        units::table
-            .find(id)
-            .select(Unit::as_select())
-            .first(conn)
-            .optional()
+        units::table.find(id).select(Unit::as_select()).first(conn).optional()
     }
 
     pub fn platform(conn: &mut DbConnection) -> QueryResult<Option<Unit>> {
@@ -211,11 +198,7 @@ impl Unit {
     }
 
     pub fn find_by_join_code(conn: &mut DbConnection, code: &str) -> QueryResult<Option<Unit>> {
-        units::table
-            .filter(units::join_code.eq(code))
-            .select(Unit::as_select())
-            .first(conn)
-            .optional()
+        units::table.filter(units::join_code.eq(code)).select(Unit::as_select()).first(conn).optional()
     }
 
     pub fn name_taken(
@@ -234,16 +217,11 @@ impl Unit {
     }
 
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        diesel::insert_into(units::table)
-            .values(self)
-            .execute(conn)
-            .map(drop)
+        diesel::insert_into(units::table).values(self).execute(conn).map(drop)
     }
 
     pub fn update(conn: &mut DbConnection, id: &str, changes: &UnitChanges) -> QueryResult<Unit> {
-        diesel::update(units::table.find(id))
-            .set(changes)
-            .execute(conn)?;
+        diesel::update(units::table.find(id)).set(changes).execute(conn)?;
         units::table.find(id).select(Unit::as_select()).first(conn)
     }
 
@@ -258,10 +236,7 @@ impl Unit {
         if roots.is_empty() {
             return Ok(Vec::new());
         }
-        let mut query = units::table
-            .filter(within_any(roots))
-            .select(Unit::as_select())
-            .into_boxed();
+        let mut query = units::table.filter(within_any(roots)).select(Unit::as_select()).into_boxed();
         if let Some(kind) = filter.kind {
             query = query.filter(units::kind.eq(kind.as_str()));
         }
@@ -276,14 +251,10 @@ impl Unit {
 }
 
 /// `path LIKE root1% OR path LIKE root2% ...`; paths hold only UUIDs and slashes, so no escaping is needed.
-fn within_any(
-    roots: &[String],
-) -> Box<dyn BoxableExpression<units::table, MultiBackend, SqlType = Bool>> {
+fn within_any(roots: &[String]) -> Box<dyn BoxableExpression<units::table, MultiBackend, SqlType = Bool>> {
     roots
         .iter()
-        .fold(Box::new(sql::<Bool>("1 = 0")), |acc, root| {
-            Box::new(acc.or(units::path.like(format!("{root}%"))))
-        })
+        .fold(Box::new(sql::<Bool>("1 = 0")), |acc, root| Box::new(acc.or(units::path.like(format!("{root}%")))))
 }
 
 /// Optional household details of a resident (小区, 楼栋, 单元, 室).
@@ -365,12 +336,7 @@ diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql
 
 impl Membership {
     pub fn roles(&self) -> Roles {
-        Roles {
-            admin: self.is_admin,
-            staff: self.is_staff,
-            auditor: self.is_auditor,
-            resident: self.is_resident,
-        }
+        Roles { admin: self.is_admin, staff: self.is_staff, auditor: self.is_auditor, resident: self.is_resident }
     }
 
     pub fn status(&self) -> MembershipStatus {
@@ -396,17 +362,10 @@ impl Membership {
     }
 
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        diesel::insert_into(memberships::table)
-            .values(self)
-            .execute(conn)
-            .map(drop)
+        diesel::insert_into(memberships::table).values(self).execute(conn).map(drop)
     }
 
-    pub fn find(
-        conn: &mut DbConnection,
-        unit_id: &str,
-        user_id: &str,
-    ) -> QueryResult<Option<Membership>> {
+    pub fn find(conn: &mut DbConnection, unit_id: &str, user_id: &str) -> QueryResult<Option<Membership>> {
         memberships::table
             .filter(memberships::unit_id.eq(unit_id))
             .filter(memberships::user_id.eq(user_id))
@@ -435,18 +394,9 @@ impl Membership {
             .optional()
     }
 
-    pub fn update(
-        conn: &mut DbConnection,
-        id: &str,
-        changes: &MembershipChanges,
-    ) -> QueryResult<Membership> {
-        diesel::update(memberships::table.find(id))
-            .set(changes)
-            .execute(conn)?;
-        memberships::table
-            .find(id)
-            .select(Membership::as_select())
-            .first(conn)
+    pub fn update(conn: &mut DbConnection, id: &str, changes: &MembershipChanges) -> QueryResult<Membership> {
+        diesel::update(memberships::table.find(id)).set(changes).execute(conn)?;
+        memberships::table.find(id).select(Membership::as_select()).first(conn)
     }
 
     /// Every membership of a user with its unit, for authorisation and the profile.
@@ -500,7 +450,5 @@ impl Membership {
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }

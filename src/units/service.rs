@@ -5,18 +5,18 @@ use std::collections::HashSet;
 use crate::auth::model::User;
 use crate::auth::password;
 use crate::auth::principal::Principal;
+use crate::auth::service::USERNAME_TAKEN;
 use crate::codes::random_code;
 use crate::db::{DbConnection, new_id};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode, unique_violation_as};
 use crate::pagination::{Page, PageRequest};
 use crate::startup::AppState;
 use crate::units::api::{
-    AddMemberRequest, CreateUnitRequest, MemberListQuery, MemberResponse, UnitListQuery,
-    UnitResponse, UpdateMemberRequest, UpdateUnitRequest,
+    AddMemberRequest, CreateUnitRequest, MemberListQuery, MemberResponse, UnitListQuery, UnitResponse,
+    UpdateMemberRequest, UpdateUnitRequest,
 };
 use crate::units::model::{
-    MemberFilter, Membership, MembershipChanges, MembershipStatus, Role, Roles, Unit, UnitChanges,
-    UnitFilter, UnitKind,
+    MemberFilter, Membership, MembershipChanges, MembershipStatus, Role, Roles, Unit, UnitChanges, UnitFilter, UnitKind,
 };
 use crate::validation::{self, MAX_NAME_CHARS};
 
@@ -26,14 +26,9 @@ const JOIN_CODE_LENGTH: usize = 8;
 const INITIAL_PASSWORD_LENGTH: usize = 12;
 
 fn validate_timezone(timezone: &str) -> ApiResult<String> {
-    timezone
-        .parse::<chrono_tz::Tz>()
-        .map(|tz| tz.name().to_owned())
-        .map_err(|_| {
-            ApiError::validation(format!(
-                "timezone {timezone:?} is not an IANA time zone name such as Asia/Shanghai"
-            ))
-        })
+    timezone.parse::<chrono_tz::Tz>().map(|tz| tz.name().to_owned()).map_err(|_| {
+        ApiError::validation(format!("timezone {timezone:?} is not an IANA time zone name such as Asia/Shanghai"))
+    })
 }
 
 fn unused_join_code(conn: &mut DbConnection) -> ApiResult<String> {
@@ -64,9 +59,7 @@ pub async fn create_unit(
     }
     let name = validation::text("name", &request.name, MAX_NAME_CHARS)?;
     let timezone = match (kind, request.timezone) {
-        (UnitKind::Community, timezone) => Some(validate_timezone(
-            timezone.as_deref().unwrap_or(DEFAULT_TIMEZONE),
-        )?),
+        (UnitKind::Community, timezone) => Some(validate_timezone(timezone.as_deref().unwrap_or(DEFAULT_TIMEZONE))?),
         (_, None) => None,
         (_, Some(_)) => return Err(ApiError::validation("timezone applies to communities only")),
     };
@@ -76,12 +69,11 @@ pub async fn create_unit(
         .write(move |conn| {
             let parent = match (request.parent_id, kind) {
                 (Some(parent_id), _) => find_unit(conn, &parent_id.to_string())?,
-                (None, UnitKind::District) => Unit::platform(conn)?
-                    .ok_or_else(|| ApiError::internal("the platform unit is missing"))?,
+                (None, UnitKind::District) => {
+                    Unit::platform(conn)?.ok_or_else(|| ApiError::internal("the platform unit is missing"))?
+                }
                 (None, _) => {
-                    return Err(ApiError::validation(
-                        "parent_id is required for streets and communities",
-                    ));
+                    return Err(ApiError::validation("parent_id is required for streets and communities"));
                 }
             };
             principal.authorize(&parent, |roles| roles.admin, "create units under this one")?;
@@ -89,11 +81,7 @@ pub async fn create_unit(
                 let expected = kind.parent_kind().map_or("nothing", UnitKind::as_str);
                 return Err(ApiError::new(
                     ErrorCode::InvalidParent,
-                    format!(
-                        "a {} must sit under a {expected}, not a {}",
-                        kind.as_str(),
-                        parent.kind().as_str()
-                    ),
+                    format!("a {} must sit under a {expected}, not a {}", kind.as_str(), parent.kind().as_str()),
                 ));
             }
             if Unit::name_taken(conn, &parent.id, &name, None)? {
@@ -110,11 +98,7 @@ pub async fn create_unit(
                 parent_id: Some(parent.id.clone()),
                 name,
                 timezone,
-                join_code: if kind == UnitKind::Community {
-                    Some(unused_join_code(conn)?)
-                } else {
-                    None
-                },
+                join_code: if kind == UnitKind::Community { Some(unused_join_code(conn)?) } else { None },
                 created_at: now,
                 updated_at: now,
             };
@@ -125,31 +109,14 @@ pub async fn create_unit(
         .await
 }
 
-pub async fn list_units(
-    state: &AppState,
-    principal: Principal,
-    query: UnitListQuery,
-) -> ApiResult<Page<UnitResponse>> {
+pub async fn list_units(state: &AppState, principal: Principal, query: UnitListQuery) -> ApiResult<Page<UnitResponse>> {
     let page = PageRequest::<String>::parse(query.limit, query.cursor.as_deref())?;
-    let filter = UnitFilter {
-        kind: query.kind,
-        parent_id: query.parent_id.map(|id| id.to_string()),
-    };
+    let filter = UnitFilter { kind: query.kind, parent_id: query.parent_id.map(|id| id.to_string()) };
     let roots = principal.visible_roots();
     let fetch = page.fetch_limit();
     let after = page.after.clone();
-    let units = state
-        .db
-        .read(move |conn| {
-            Ok(Unit::list_within(
-                conn,
-                &roots,
-                &filter,
-                after.as_deref(),
-                fetch,
-            )?)
-        })
-        .await?;
+    let units =
+        state.db.read(move |conn| Ok(Unit::list_within(conn, &roots, &filter, after.as_deref(), fetch)?)).await?;
     Ok(Page::from_rows(
         units,
         &page,
@@ -161,11 +128,7 @@ pub async fn list_units(
     ))
 }
 
-pub async fn get_unit(
-    state: &AppState,
-    principal: Principal,
-    unit_id: String,
-) -> ApiResult<UnitResponse> {
+pub async fn get_unit(state: &AppState, principal: Principal, unit_id: String) -> ApiResult<UnitResponse> {
     let unit = state.db.read(move |conn| find_unit(conn, &unit_id)).await?;
     let roles = principal.authorize(&unit, |_| true, "see this unit")?;
     Ok(UnitResponse::new(unit, roles))
@@ -177,16 +140,8 @@ pub async fn update_unit(
     unit_id: String,
     request: UpdateUnitRequest,
 ) -> ApiResult<UnitResponse> {
-    let name = request
-        .name
-        .as_deref()
-        .map(|name| validation::text("name", name, MAX_NAME_CHARS))
-        .transpose()?;
-    let timezone = request
-        .timezone
-        .as_deref()
-        .map(validate_timezone)
-        .transpose()?;
+    let name = request.name.as_deref().map(|name| validation::text("name", name, MAX_NAME_CHARS)).transpose()?;
+    let timezone = request.timezone.as_deref().map(validate_timezone).transpose()?;
     let now = state.clock.now().naive_utc();
     state
         .db
@@ -199,15 +154,11 @@ pub async fn update_unit(
                 None => unit.clone(),
             };
             if !principal.roles_on(&governing).admin {
-                return Err(ApiError::forbidden(
-                    "only admins of the parent unit can change a unit",
-                ));
+                return Err(ApiError::forbidden("only admins of the parent unit can change a unit"));
             }
             let is_community = unit.kind() == UnitKind::Community;
             if (timezone.is_some() || request.regenerate_join_code) && !is_community {
-                return Err(ApiError::validation(
-                    "timezone and regenerate_join_code apply to communities only",
-                ));
+                return Err(ApiError::validation("timezone and regenerate_join_code apply to communities only"));
             }
             if let (Some(name), Some(parent_id)) = (&name, &unit.parent_id)
                 && Unit::name_taken(conn, parent_id, name, Some(&unit.id))?
@@ -220,11 +171,7 @@ pub async fn update_unit(
             let changes = UnitChanges {
                 name,
                 timezone,
-                join_code: if request.regenerate_join_code {
-                    Some(unused_join_code(conn)?)
-                } else {
-                    None
-                },
+                join_code: if request.regenerate_join_code { Some(unused_join_code(conn)?) } else { None },
                 updated_at: Some(now),
             };
             let unit = Unit::update(conn, &unit.id, &changes)?;
@@ -235,14 +182,7 @@ pub async fn update_unit(
 }
 
 fn distinct_roles(roles: &[Role]) -> ApiResult<Roles> {
-    let roles = Roles::from_list(
-        &roles
-            .iter()
-            .copied()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>(),
-    );
+    let roles = Roles::from_list(&roles.iter().copied().collect::<HashSet<_>>().into_iter().collect::<Vec<_>>());
     if roles.is_empty() {
         return Err(ApiError::validation("roles must name at least one role"));
     }
@@ -251,19 +191,12 @@ fn distinct_roles(roles: &[Role]) -> ApiResult<Roles> {
 
 fn check_roles_fit_unit(roles: Roles, unit: &Unit) -> ApiResult<()> {
     if roles.resident && unit.kind() != UnitKind::Community {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRoleForUnit,
-            "residents belong to a community",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidRoleForUnit, "residents belong to a community"));
     }
     Ok(())
 }
 
-fn check_not_resident_elsewhere(
-    conn: &mut DbConnection,
-    user_id: &str,
-    unit: &Unit,
-) -> ApiResult<()> {
+fn check_not_resident_elsewhere(conn: &mut DbConnection, user_id: &str, unit: &Unit) -> ApiResult<()> {
     match Membership::residence_of(conn, user_id)? {
         Some(residence) if residence.unit_id != unit.id => Err(ApiError::new(
             ErrorCode::AlreadyResidentElsewhere,
@@ -273,12 +206,7 @@ fn check_not_resident_elsewhere(
     }
 }
 
-const RESIDENT_ONLY: Roles = Roles {
-    admin: false,
-    staff: false,
-    auditor: false,
-    resident: true,
-};
+const RESIDENT_ONLY: Roles = Roles { admin: false, staff: false, auditor: false, resident: true };
 
 pub async fn add_member(
     state: &AppState,
@@ -294,35 +222,20 @@ pub async fn add_member(
     // Validate and hash before the transaction: hashing takes tens of milliseconds.
     let new_user = match (request.user_id, request.new_user) {
         (Some(_), Some(_)) | (None, None) => {
-            return Err(ApiError::validation(
-                "give exactly one of user_id and new_user",
-            ));
+            return Err(ApiError::validation("give exactly one of user_id and new_user"));
         }
         (Some(_), None) => None,
         (None, Some(new_user)) => {
             let username = validation::username(&new_user.username)?;
-            let display_name =
-                validation::text("display_name", &new_user.display_name, MAX_NAME_CHARS)?;
+            let display_name = validation::text("display_name", &new_user.display_name, MAX_NAME_CHARS)?;
             let phone = validation::phone(new_user.phone.as_deref())?;
             if let Some(password) = &new_user.password {
                 password::validate_new_password(password)?;
             }
-            let initial_password = new_user
-                .password
-                .is_none()
-                .then(|| random_code(INITIAL_PASSWORD_LENGTH));
-            let password = new_user
-                .password
-                .or_else(|| initial_password.clone())
-                .unwrap_or_default();
+            let initial_password = new_user.password.is_none().then(|| random_code(INITIAL_PASSWORD_LENGTH));
+            let password = new_user.password.or_else(|| initial_password.clone()).unwrap_or_default();
             let password_hash = actix_web::web::block(move || password::hash(&password)).await??;
-            Some((
-                username,
-                display_name,
-                phone,
-                password_hash,
-                initial_password,
-            ))
+            Some((username, display_name, phone, password_hash, initial_password))
         }
     };
     let existing_user_id = request.user_id.map(|id| id.to_string());
@@ -352,7 +265,7 @@ pub async fn add_member(
                 }
                 (None, Some((username, display_name, phone, password_hash, initial_password))) => {
                     if User::username_exists(conn, &username)? {
-                        return Err(ApiError::new(ErrorCode::UsernameTaken, "this username is taken"));
+                        return Err(ApiError::new(ErrorCode::UsernameTaken, USERNAME_TAKEN));
                     }
                     let user = User {
                         id: new_id(),
@@ -366,7 +279,7 @@ pub async fn add_member(
                         created_at: now,
                         updated_at: now,
                     };
-                    user.insert(conn)?;
+                    user.insert(conn).map_err(unique_violation_as(ErrorCode::UsernameTaken, USERNAME_TAKEN))?;
                     (user, initial_password)
                 }
                 (None, None) => return Err(ApiError::validation("give exactly one of user_id and new_user")),
@@ -389,7 +302,10 @@ pub async fn add_member(
                 updated_at: now,
             };
             membership.set_household(household);
-            membership.insert(conn)?;
+            membership.insert(conn).map_err(unique_violation_as(
+                ErrorCode::AlreadyMember,
+                "this user is already a member of this unit, or a resident of another community",
+            ))?;
             let mut response = MemberResponse::new(membership, user);
             response.initial_password = initial_password;
             Ok(response)
@@ -407,10 +323,7 @@ pub async fn list_members(
     let filter = MemberFilter {
         role: query.role,
         status: query.status,
-        search: query
-            .q
-            .map(|q| q.trim().to_owned())
-            .filter(|q| !q.is_empty()),
+        search: query.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()),
     };
     let fetch = page.fetch_limit();
     let after = page.after.clone();
@@ -419,13 +332,7 @@ pub async fn list_members(
         .read(move |conn| {
             let unit = find_unit(conn, &unit_id)?;
             principal.authorize(&unit, |r| r.admin || r.staff || r.auditor, "list members")?;
-            Ok(Membership::list(
-                conn,
-                &unit.id,
-                &filter,
-                after.as_deref(),
-                fetch,
-            )?)
+            Ok(Membership::list(conn, &unit.id, &filter, after.as_deref(), fetch)?)
         })
         .await?;
     Ok(Page::from_rows(
@@ -451,22 +358,15 @@ pub async fn update_member(
         .write(move |conn| {
             let unit = find_unit(conn, &unit_id)?;
             let caller = principal.authorize(&unit, |r| r.admin || r.staff, "change members")?;
-            let membership = Membership::find(conn, &unit.id, &user_id)?
-                .ok_or_else(|| ApiError::not_found("member"))?;
+            let membership =
+                Membership::find(conn, &unit.id, &user_id)?.ok_or_else(|| ApiError::not_found("member"))?;
             if !caller.admin
-                && (membership.roles() != RESIDENT_ONLY
-                    || new_roles.is_some_and(|roles| roles != RESIDENT_ONLY))
+                && (membership.roles() != RESIDENT_ONLY || new_roles.is_some_and(|roles| roles != RESIDENT_ONLY))
             {
-                return Err(ApiError::forbidden(
-                    "staff can change residents only; ask an admin",
-                ));
+                return Err(ApiError::forbidden("staff can change residents only; ask an admin"));
             }
-            if membership.user_id == principal.user.id
-                && (new_roles.is_some() || request.status.is_some())
-            {
-                return Err(ApiError::forbidden(
-                    "you cannot change your own roles or status; ask another admin",
-                ));
+            if membership.user_id == principal.user.id && (new_roles.is_some() || request.status.is_some()) {
+                return Err(ApiError::forbidden("you cannot change your own roles or status; ask another admin"));
             }
             let roles = new_roles.unwrap_or(membership.roles());
             check_roles_fit_unit(roles, &unit)?;
@@ -490,8 +390,7 @@ pub async fn update_member(
                 changes.set_household(None);
             }
             let membership = Membership::update(conn, &membership.id, &changes)?;
-            let user = User::find(conn, &membership.user_id)?
-                .ok_or_else(|| ApiError::not_found("member"))?;
+            let user = User::find(conn, &membership.user_id)?.ok_or_else(|| ApiError::not_found("member"))?;
             Ok(MemberResponse::new(membership, user))
         })
         .await

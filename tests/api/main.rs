@@ -1,1 +1,12 @@
+//! Black-box tests: the real server over HTTP, each scenario on SQLite and on PostgreSQL.
 
+mod helpers;
+
+mod auth;
+mod errors;
+mod members;
+mod migrations;
+mod openapi;
+mod system;
+mod tokens;
+mod units;

@@ -1,0 +1,90 @@
+//! openapi.yaml is the contract: the committed file equals what the code
+//! generates, and every documented operation is served.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::both_backends;
+use crate::helpers::TestApp;
+
+const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
+
+/// `JIFEN_UPDATE_OPENAPI=1 cargo test openapi` rewrites the committed file.
+#[test]
+fn committed_openapi_yaml_matches_the_code() {
+    let generated = jifen::openapi::spec_yaml().unwrap();
+    if std::env::var("JIFEN_UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
+        std::fs::write(SPEC_PATH, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(SPEC_PATH).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi.yaml is out of date: run `JIFEN_UPDATE_OPENAPI=1 cargo test openapi` and commit it"
+    );
+}
+
+#[test]
+fn every_operation_is_documented_with_errors() {
+    let spec: Value = serde_json::to_value(jifen::openapi::spec()).unwrap();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let name = format!("{method} {path}");
+            assert!(operation["summary"].is_string(), "{name} has a summary");
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(responses.keys().any(|status| status.starts_with('2')), "{name} documents its success");
+            let protected = operation.get("security").is_some();
+            if protected {
+                assert!(responses.contains_key("401"), "{name} documents 401");
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        response["content"]["application/problem+json"].is_object(),
+                        "{name} {status} is problem+json"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|segment| if segment.starts_with('{') { uuid::Uuid::now_v7().to_string() } else { segment.to_owned() })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+both_backends!(every_documented_operation_is_served);
+
+/// Each documented (path, method) reaches a handler, and every other method on a
+/// documented path answers 405: the served routes and the contract are one set.
+async fn every_documented_operation_is_served(app: &TestApp) {
+    let spec: Value = serde_json::to_value(jifen::openapi::spec()).unwrap();
+    let methods = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let url = concrete(path);
+        for method in &methods {
+            let documented = item.get(method.as_str().to_lowercase()).is_some();
+            let response = app
+                .client
+                .request(method.clone(), app.url(&url))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if documented {
+                assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is served");
+                let unrouted = status == StatusCode::NOT_FOUND
+                    && body["detail"].as_str().is_some_and(|d| d.starts_with("no resource at"));
+                assert!(!unrouted, "{method} {path} is served");
+                assert!(!status.is_server_error(), "{method} {path} answered {status}");
+            } else {
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is not documented, so not served");
+            }
+        }
+    }
+}
