@@ -8,10 +8,11 @@ use actix_web::http::header::ALLOW;
 use actix_web::{App, HttpRequest, web};
 use utoipa::openapi::path::PathItem;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::{AppExt, UtoipaApp, scope};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, PROBLEM_JSON};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,7 +23,7 @@ Errors are `application/problem+json` (RFC 9457) with a stable machine-readable 
 Lists are paginated with `limit` (1 to 200, default 50) and the opaque `cursor` from the previous page's `next_cursor`. \
 Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_token>` from `/api/v1/auth/login`."
     ),
-    modifiers(&BearerSecurity),
+    modifiers(&BearerSecurity, &CommonProblems),
     components(schemas(crate::error::Problem, crate::error::ErrorCode)),
     tags(
         (name = "auth", description = "Sign-in, token refresh, registration"),
@@ -43,6 +44,59 @@ impl Modify for BearerSecurity {
             "bearer",
             SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
+    }
+}
+
+/// Answers any operation can give, described once as shared responses: every
+/// JSON body can be too large or of the wrong type, and any request can meet a
+/// busy database.
+struct CommonProblems;
+
+fn problem_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))
+        .build()
+}
+
+impl Modify for CommonProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let shared = [
+            ("PayloadTooLarge", "413", "`payload_too_large`: the body is over 64 KiB", true),
+            ("UnsupportedMediaType", "415", "`unsupported_media_type`: the body is not `application/json`", true),
+            (
+                "ServiceUnavailable",
+                "503",
+                "`service_unavailable`: the database is busy or down; retry after `Retry-After` seconds",
+                false,
+            ),
+            (
+                "InternalError",
+                "500",
+                "`internal_error`: a bug; the details are in the server log under the request id",
+                false,
+            ),
+        ];
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, _, description, _) in shared {
+            components.responses.insert(name.to_owned(), RefOr::T(problem_response(description)));
+        }
+        for item in openapi.paths.paths.values_mut() {
+            for operation in
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+            {
+                let has_body = operation.request_body.is_some();
+                for (name, status, _, body_only) in shared {
+                    if !body_only || has_body {
+                        operation
+                            .responses
+                            .responses
+                            .entry(status.to_owned())
+                            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Logs: `tracing` to stderr, filtered by RUST_LOG, one line per request.
 
+use std::io::IsTerminal;
 use std::time::Instant;
 
 use actix_web::Error;
@@ -15,7 +16,11 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // A second init (e.g. in tests) is harmless.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 /// A client's request id is kept if it is short printable ASCII; otherwise one is generated.

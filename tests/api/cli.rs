@@ -1,0 +1,156 @@
+//! The binary as an operator meets it: zero-configuration first start, restarts,
+//! and clear refusals of bad configuration.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_jifen");
+
+struct Server {
+    child: Child,
+    port: u16,
+    log: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn jifen(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .current_dir(dir)
+        .env_remove("JIFEN_DATABASE_URL")
+        .env_remove("JIFEN_JWT_SECRET")
+        .env_remove("JIFEN_ADMIN_PASSWORD")
+        .env("JIFEN_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info");
+    command
+}
+
+/// Starts `jifen` (no subcommand: serve) with the default configuration in `dir`
+/// and waits for it to say which port it listens on.
+fn start(dir: &std::path::Path) -> Server {
+    let mut child = jifen(dir).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("start jifen");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        log.push(line.clone());
+        if let Some(port) = line.split("port=").nth(1) {
+            let port = port.split_whitespace().next().unwrap().parse().unwrap();
+            // Keep draining the log so the server never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return Server { child, port, log };
+        }
+    }
+    panic!("jifen did not start: {log:#?}");
+}
+
+async fn login(port: u16, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn first_start_needs_no_configuration_and_restarts_keep_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(dir.path());
+    let announcement =
+        first.log.iter().find(|line| line.contains("with password")).expect("the admin password is printed");
+    let password = announcement.split("with password ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let response = login(first.port, &password).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let token = response.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+
+    let data = dir.path().join("data");
+    assert!(data.join("jifen.db").exists());
+    let secret = data.join("jwt_secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert!(std::fs::read_to_string(&secret).unwrap().trim().len() >= 32);
+    drop(first);
+
+    // The restart keeps the secret (the session still works) and creates no second admin.
+    let second = start(dir.path());
+    assert!(!second.log.iter().any(|line| line.contains("with password")), "the password is printed only once");
+    let me = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/api/v1/me", second.port))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(login(second.port, &password).await.status(), StatusCode::OK);
+}
+
+#[test]
+fn bad_configuration_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (vec![("JIFEN_DATABASE_URL", "mysql://localhost/jifen")], "sqlite://PATH"),
+        (vec![("JIFEN_DATABASE_URL", "./jifen.db")], "is not supported"),
+        (
+            vec![("JIFEN_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")],
+            "JIFEN_JWT_SECRET is required with PostgreSQL",
+        ),
+        (vec![("JIFEN_JWT_SECRET", "too short")], "at least 32 bytes"),
+        (vec![("JIFEN_ADMIN_PASSWORD", "short")], "JIFEN_ADMIN_PASSWORD"),
+    ];
+    for (env, expected) in cases {
+        let output = jifen(dir.path()).envs(env.clone()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{env:?} must be refused");
+        assert!(stderr.contains(expected), "{env:?}: expected {expected:?} in {stderr}");
+    }
+    assert!(!dir.path().join("jifen.db").exists(), "a bad URL creates no database file");
+}
+
+#[test]
+fn help_lists_the_configuration() {
+    let output = Command::new(BINARY).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for variable in ["JIFEN_DATABASE_URL", "JIFEN_BIND", "JIFEN_JWT_SECRET", "JIFEN_ADMIN_PASSWORD", "RUST_LOG"] {
+        assert!(help.contains(variable), "--help mentions {variable}");
+    }
+}
+
+#[test]
+fn migrate_and_admin_create_work_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = jifen(dir.path()).arg("migrate").status().unwrap();
+    assert!(status.success());
+    let mut child = jifen(dir.path())
+        .args(["admin", "create", "--username", "second.admin"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"second admin password\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut again = jifen(dir.path())
+        .args(["admin", "create", "--username", "second.admin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    again.stdin.take().unwrap().write_all(b"second admin password\n").unwrap();
+    let output = again.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("taken"));
+}
