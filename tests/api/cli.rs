@@ -52,6 +52,8 @@ fn start(dir: &std::path::Path) -> Server {
             return Server { child, port, log };
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("jifen did not start: {log:#?}");
 }
 
