@@ -57,6 +57,21 @@ pub enum Command {
     /// Manage platform administrators
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Check and maintain the points ledger
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute the hash chains; exit code 1 if any is broken
+    Verify {
+        /// Only this community (its id); default: every community
+        #[arg(long)]
+        community: Option<uuid::Uuid>,
+    },
+    /// Expire due points and purge old Idempotency-Key records now
+    Expire,
 }
 
 #[derive(Debug, Subcommand)]

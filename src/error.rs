@@ -40,6 +40,20 @@ pub enum ErrorCode {
     InvalidParent,
     InvalidRoleForUnit,
     CurrentPasswordIncorrect,
+    /// This operation must be sent with an `Idempotency-Key` header.
+    IdempotencyKeyRequired,
+    InvalidIdempotencyKey,
+    /// The `Idempotency-Key` was already used for a different request.
+    IdempotencyKeyReused,
+    /// A request with this `Idempotency-Key` is still running; retry shortly.
+    IdempotencyInProgress,
+    /// The resident's available points do not cover this.
+    InsufficientPoints,
+    AlreadyReversed,
+    /// Only awards and deductions can be reversed.
+    NotReversible,
+    /// The user is not an active resident of this community (pending, suspended or not a member).
+    ResidentNotActive,
     InternalError,
     ServiceUnavailable,
 }
@@ -48,17 +62,30 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            InvalidBody | ValidationFailed | InvalidCursor => StatusCode::BAD_REQUEST,
+            InvalidBody | ValidationFailed | InvalidCursor | IdempotencyKeyRequired | InvalidIdempotencyKey => {
+                StatusCode::BAD_REQUEST
+            }
             Unauthorized | InvalidCredentials | InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             Forbidden => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict | UsernameTaken | NameTaken | AlreadyMember | AlreadyResidentElsewhere => StatusCode::CONFLICT,
+            Conflict
+            | UsernameTaken
+            | NameTaken
+            | AlreadyMember
+            | AlreadyResidentElsewhere
+            | IdempotencyInProgress
+            | InsufficientPoints
+            | AlreadyReversed => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            InvalidJoinCode | InvalidParent | InvalidRoleForUnit | CurrentPasswordIncorrect => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            InvalidJoinCode
+            | InvalidParent
+            | InvalidRoleForUnit
+            | CurrentPasswordIncorrect
+            | IdempotencyKeyReused
+            | NotReversible
+            | ResidentNotActive => StatusCode::UNPROCESSABLE_ENTITY,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -87,6 +114,14 @@ impl ErrorCode {
             InvalidParent => "invalid_parent",
             InvalidRoleForUnit => "invalid_role_for_unit",
             CurrentPasswordIncorrect => "current_password_incorrect",
+            IdempotencyKeyRequired => "idempotency_key_required",
+            InvalidIdempotencyKey => "invalid_idempotency_key",
+            IdempotencyKeyReused => "idempotency_key_reused",
+            IdempotencyInProgress => "idempotency_in_progress",
+            InsufficientPoints => "insufficient_points",
+            AlreadyReversed => "already_reversed",
+            NotReversible => "not_reversible",
+            ResidentNotActive => "resident_not_active",
             InternalError => "internal_error",
             ServiceUnavailable => "service_unavailable",
         }
@@ -166,8 +201,14 @@ impl ApiError {
             .with_header(header::RETRY_AFTER, "1")
     }
 
-    fn title(&self) -> &'static str {
-        self.code.status().canonical_reason().unwrap_or("Error")
+    pub fn problem(&self) -> Problem {
+        Problem {
+            problem_type: format!("tag:jifen,2026:problem:{}", self.code.as_str()),
+            title: self.code.status().canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.code.status().as_u16(),
+            detail: self.detail.clone(),
+            code: self.code,
+        }
     }
 
     /// Maps a failed JSON body to 400, 413 or 415 with serde's description of what
@@ -203,19 +244,15 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+impl std::error::Error for ApiError {}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.code.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let problem = Problem {
-            problem_type: format!("tag:jifen,2026:problem:{}", self.code.as_str()),
-            title: self.title().to_owned(),
-            status: self.code.status().as_u16(),
-            detail: self.detail.clone(),
-            code: self.code,
-        };
+        let problem = self.problem();
         let mut response = HttpResponse::build(self.code.status());
         response.content_type(PROBLEM_JSON);
         for (name, value) in &self.headers {

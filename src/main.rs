@@ -3,11 +3,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use jifen::clock::Clock;
 use jifen::clock::SystemClock;
-use jifen::config::{AdminCommand, Cli, Command, Settings};
+use jifen::config::{AdminCommand, Cli, Command, LedgerCommand, Settings};
 use jifen::db::{Database, DatabaseUrl};
 use jifen::startup::{self, Application};
-use jifen::{openapi, telemetry};
+use jifen::{ledger, maintenance, openapi, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -45,8 +46,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await??;
             tracing::info!("created the platform administrator");
         }
+        Command::Ledger(command) => {
+            let url = DatabaseUrl::parse(&cli.config.database_url).map_err(anyhow::Error::msg)?;
+            let intact = tokio::task::spawn_blocking(move || ledger_command(url, command)).await??;
+            if !intact {
+                anyhow::bail!("the ledger's hash chain is broken");
+            }
+        }
     }
     Ok(())
+}
+
+/// False when a verified chain is broken.
+fn ledger_command(url: DatabaseUrl, command: LedgerCommand) -> anyhow::Result<bool> {
+    let db = Database::connect(url, 2)?;
+    match command {
+        LedgerCommand::Verify { community } => {
+            let mut conn = db.blocking_connection()?;
+            let communities = match community {
+                Some(id) => vec![id.to_string()],
+                None => ledger::service::community_ids(&mut conn)?,
+            };
+            let mut intact = true;
+            for community_id in communities {
+                let result = ledger::service::verify_chain(&mut conn, &community_id)?;
+                match result.first_bad_sequence {
+                    None => println!("{community_id} ok sequence={} hash={}", result.head.sequence, result.head.hash),
+                    Some(bad) => {
+                        intact = false;
+                        println!(
+                            "{community_id} BROKEN at sequence {bad} (head sequence={} hash={})",
+                            result.head.sequence, result.head.hash
+                        );
+                    }
+                }
+            }
+            Ok(intact)
+        }
+        LedgerCommand::Expire => {
+            match maintenance::run_once(&db, SystemClock.now())? {
+                Some(report) => println!(
+                    "expiry transactions written: {}; idempotency records purged: {}",
+                    report.expiry_transactions, report.idempotency_records_purged
+                ),
+                None => println!("another server is running maintenance right now; nothing done"),
+            }
+            Ok(true)
+        }
+    }
 }
 
 /// From a prompt on a terminal, else the first line of standard input.

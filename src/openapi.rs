@@ -30,6 +30,7 @@ Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_toke
         (name = "me", description = "The caller's own account"),
         (name = "units", description = "District → street → community"),
         (name = "members", description = "Users' roles on units"),
+        (name = "ledger", description = "Points: awards, deductions, reversals, balances, the hash chain"),
         (name = "system", description = "Health and this description"),
     )
 )]
@@ -110,8 +111,12 @@ where
             InitError = (),
         >,
 {
-    app.configure(crate::system::routes)
-        .service(scope::scope("/api/v1").configure(crate::auth::routes).configure(crate::units::routes))
+    app.configure(crate::system::routes).service(
+        scope::scope("/api/v1")
+            .configure(crate::auth::routes)
+            .configure(crate::units::routes)
+            .configure(crate::ledger::routes),
+    )
 }
 
 pub fn spec() -> utoipa::openapi::OpenApi {

@@ -35,6 +35,7 @@ pub struct AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    maintenance: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -51,6 +52,7 @@ impl Application {
             Ok(db)
         })
         .await??;
+        let maintenance = crate::maintenance::spawn(db.clone(), clock.clone());
         let spec = openapi::spec();
         let state = web::Data::new(AppState {
             db,
@@ -84,7 +86,7 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(address = %settings.bind, port, "jifen is listening");
-        Ok(Application { port, server })
+        Ok(Application { port, server, maintenance })
     }
 
     pub fn port(&self) -> u16 {
@@ -97,7 +99,9 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.maintenance.abort();
+        result
     }
 }
 
@@ -152,6 +156,8 @@ fn ensure_platform(conn: &mut DbConnection, now: chrono::NaiveDateTime) -> anyho
         join_code: None,
         created_at: now,
         updated_at: now,
+        expiry_policy: None,
+        expiry_days: None,
     };
     platform.insert(conn)?;
     Ok(platform)

@@ -211,6 +211,32 @@ impl Database {
         write_transaction(&mut conn, f)
     }
 
+    /// Runs `job` unless another server sharing this PostgreSQL database is running
+    /// the job of the same name (a session advisory lock). SQLite has one server.
+    pub fn exclusively<T>(&self, name: &str, job: impl FnOnce() -> T) -> anyhow::Result<Option<T>> {
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let mut conn = self.readers.get()?;
+        let DbConnection::Postgresql(pg) = &mut *conn else {
+            return Ok(Some(job()));
+        };
+        let key = name.bytes().fold(0i64, |hash, byte| hash.wrapping_mul(31).wrapping_add(i64::from(byte)));
+        let acquired: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(key)
+            .get_result(pg)?;
+        if !acquired.locked {
+            return Ok(None);
+        }
+        let result = job();
+        diesel::sql_query("SELECT pg_advisory_unlock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(key)
+            .get_result::<Locked>(pg)?;
+        Ok(Some(result))
+    }
+
     /// PostgreSQL can be configured to acknowledge commits it has not made
     /// durable; say so loudly, since a 2xx must mean committed.
     pub fn warn_about_unsafe_settings(&self) -> anyhow::Result<()> {
@@ -277,6 +303,22 @@ where
             Err(err)
         }
     }
+}
+
+/// Inserts many rows in one statement. The MultiConnection backend has no batch
+/// insert, so this dispatches to the concrete connection (same code in both arms).
+#[macro_export]
+macro_rules! insert_all {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgresql(conn) => {
+                diesel::RunQueryDsl::execute(diesel::insert_into($table).values($rows), conn)
+            }
+            $crate::db::DbConnection::Sqlite(conn) => {
+                diesel::RunQueryDsl::execute(diesel::insert_into($table).values($rows), conn)
+            }
+        }
+    };
 }
 
 /// A new row id: UUIDv7, so ids sort by creation time and keyset pages follow it.

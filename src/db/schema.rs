@@ -12,6 +12,8 @@ diesel::table! {
         join_code -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        expiry_policy -> Nullable<Text>,
+        expiry_days -> Nullable<Integer>,
     }
 }
 
@@ -63,8 +65,106 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        community_id -> Text,
+        kind -> Text,
+        user_id -> Nullable<Text>,
+        balance -> BigInt,
+        held -> BigInt,
+        earned -> BigInt,
+        spent -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ledger_heads (community_id) {
+        community_id -> Text,
+        sequence -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    ledger_transactions (id) {
+        id -> Text,
+        community_id -> Text,
+        sequence -> BigInt,
+        kind -> Text,
+        rule_code -> Nullable<Text>,
+        memo -> Text,
+        actor_id -> Nullable<Text>,
+        cause_type -> Nullable<Text>,
+        cause_id -> Nullable<Text>,
+        reverses_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        previous_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    ledger_postings (transaction_id, line) {
+        transaction_id -> Text,
+        line -> Integer,
+        account_id -> Text,
+        amount -> BigInt,
+    }
+}
+
+diesel::table! {
+    lots (id) {
+        id -> Text,
+        account_id -> Text,
+        transaction_id -> Text,
+        amount -> BigInt,
+        remaining -> BigInt,
+        earned_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    lot_movements (transaction_id, lot_id) {
+        transaction_id -> Text,
+        lot_id -> Text,
+        amount -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, key) {
+        user_id -> Text,
+        key -> Text,
+        fingerprint -> Text,
+        status -> Integer,
+        body -> Text,
+        location -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> units (unit_id));
+diesel::joinable!(accounts -> users (user_id));
+diesel::joinable!(ledger_postings -> ledger_transactions (transaction_id));
+diesel::joinable!(ledger_postings -> accounts (account_id));
+diesel::joinable!(lots -> accounts (account_id));
+diesel::joinable!(lot_movements -> lots (lot_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(units, users, memberships, refresh_tokens);
+diesel::allow_tables_to_appear_in_same_query!(
+    units,
+    users,
+    memberships,
+    refresh_tokens,
+    accounts,
+    ledger_heads,
+    ledger_transactions,
+    ledger_postings,
+    lots,
+    lot_movements,
+    idempotency_keys,
+);

@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::model::User;
+use crate::ledger::expiry::ExpiryPolicy;
 use crate::units::model::{Household, Membership, MembershipStatus, Role, Roles, Unit, UnitKind};
 use crate::validation::nullable;
 
@@ -32,6 +33,7 @@ impl From<&Unit> for UnitSummary {
     "name": "福寓苑社区",
     "timezone": "Asia/Shanghai",
     "join_code": "FUY8K3QM",
+    "expiry_policy": {"policy": "year_end"},
     "created_at": "2026-11-27T02:30:00Z",
     "updated_at": "2026-11-27T02:30:00Z"
 }))]
@@ -47,6 +49,8 @@ pub struct UnitResponse {
     pub timezone: Option<String>,
     /// The code residents register with; shown to staff and admins of the community only.
     pub join_code: Option<String>,
+    /// When a community's points expire; null for other kinds.
+    pub expiry_policy: Option<ExpiryPolicy>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -55,7 +59,9 @@ impl UnitResponse {
     /// `roles` are the caller's roles on the unit: the join code is for staff eyes.
     pub fn new(unit: Unit, roles: Roles) -> Self {
         let shows_join_code = roles.admin || roles.staff;
+        let expiry_policy = (unit.kind() == UnitKind::Community).then(|| ExpiryPolicy::of(&unit));
         UnitResponse {
+            expiry_policy,
             kind: unit.kind(),
             id: unit.id,
             parent_id: unit.parent_id,
@@ -68,7 +74,7 @@ impl UnitResponse {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"kind": "community", "name": "福寓苑社区", "parent_id": "0193f6a2-4a0b-7c2d-8e00-0a1b2c3d4e5f"}))]
 pub struct CreateUnitRequest {
@@ -80,6 +86,8 @@ pub struct CreateUnitRequest {
     pub parent_id: Option<Uuid>,
     /// Communities only; IANA name, default `Asia/Shanghai`.
     pub timezone: Option<String>,
+    /// Communities only; default `{"policy": "never"}`.
+    pub expiry_policy: Option<ExpiryPolicy>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -92,6 +100,8 @@ pub struct UpdateUnitRequest {
     /// Communities only: issue a new join code (e.g. after the old one leaked); the old one stops working.
     #[serde(default)]
     pub regenerate_join_code: bool,
+    /// Communities only: applies to points earned from now on; earlier lots keep their dates.
+    pub expiry_policy: Option<ExpiryPolicy>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -109,7 +119,7 @@ pub struct UnitListQuery {
 }
 
 /// The user of a membership, as staff see them.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MemberUser {
     #[schema(format = Uuid)]
     pub id: String,
@@ -118,7 +128,7 @@ pub struct MemberUser {
     pub phone: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({
     "user": {"id": "0193f6a2-6c2d-7e4f-a000-0a1b2c3d4e5f", "username": "13800138000", "display_name": "张阿姨", "phone": "13800138000"},
     "unit_id": "0193f6a2-5b1c-7d3e-9f00-0a1b2c3d4e5f",
@@ -137,7 +147,8 @@ pub struct MemberResponse {
     pub household: Option<Household>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Only when staff created the user without a password: hand it to the resident; it is never shown again.
+    /// Only when staff created the user without a password: hand it to the resident. It is shown in
+    /// this first answer only, never stored: a replay of the request (same Idempotency-Key) omits it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_password: Option<String>,
 }
@@ -163,7 +174,7 @@ impl MemberResponse {
 }
 
 /// A user to create together with the membership.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
@@ -173,7 +184,7 @@ pub struct NewUser {
     pub password: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "new_user": {"username": "13800138000", "display_name": "张阿姨"},

@@ -1,11 +1,11 @@
 //! HTTP endpoints of organisation units and memberships.
 
-use actix_web::http::header::LOCATION;
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use uuid::Uuid;
 
 use crate::auth::principal::Principal;
 use crate::error::{ApiResult, Problem};
+use crate::idempotency::{IdempotencyKey, Scope};
 use crate::pagination::Page;
 use crate::startup::AppState;
 use crate::units::api::{
@@ -33,10 +33,12 @@ use crate::units::service;
 pub async fn create_unit(
     state: web::Data<AppState>,
     principal: Principal,
+    key: IdempotencyKey,
+    request: HttpRequest,
     body: web::Json<CreateUnitRequest>,
 ) -> ApiResult<HttpResponse> {
-    let unit = service::create_unit(&state, principal, body.into_inner()).await?;
-    Ok(HttpResponse::Created().insert_header((LOCATION, format!("/api/v1/units/{}", unit.id))).json(unit))
+    let scope = Scope::new(&principal.user.id, key.optional(), &request, &*body);
+    service::create_unit(&state, principal, scope, body.into_inner()).await
 }
 
 /// The units the caller can see: those they hold a role on, and every unit below them.
@@ -126,12 +128,13 @@ pub async fn update_unit(
 pub async fn add_member(
     state: web::Data<AppState>,
     principal: Principal,
+    key: IdempotencyKey,
+    request: HttpRequest,
     path: web::Path<Uuid>,
     body: web::Json<AddMemberRequest>,
 ) -> ApiResult<HttpResponse> {
-    let member = service::add_member(&state, principal, path.into_inner().to_string(), body.into_inner()).await?;
-    let location = format!("/api/v1/units/{}/members/{}", member.unit_id, member.user.id);
-    Ok(HttpResponse::Created().insert_header((LOCATION, location)).json(member))
+    let scope = Scope::new(&principal.user.id, key.optional(), &request, &*body);
+    service::add_member(&state, principal, scope, path.into_inner().to_string(), body.into_inner()).await
 }
 
 /// The members of a unit (staff, admins and auditors).

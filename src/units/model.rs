@@ -153,6 +153,9 @@ pub struct Unit {
     pub join_code: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Communities: `never`, `days` or `year_end` (see `ExpiryPolicy`).
+    pub expiry_policy: Option<String>,
+    pub expiry_days: Option<i32>,
 }
 
 #[derive(Debug, Default, AsChangeset)]
@@ -162,6 +165,8 @@ pub struct UnitChanges {
     pub timezone: Option<String>,
     pub join_code: Option<String>,
     pub updated_at: Option<NaiveDateTime>,
+    pub expiry_policy: Option<String>,
+    pub expiry_days: Option<Option<i32>>,
 }
 
 /// Filters of the unit list.

@@ -2,6 +2,9 @@
 
 use std::collections::HashSet;
 
+use actix_web::HttpResponse;
+use chrono::NaiveDateTime;
+
 use crate::auth::model::User;
 use crate::auth::password;
 use crate::auth::principal::Principal;
@@ -9,6 +12,9 @@ use crate::auth::service::USERNAME_TAKEN;
 use crate::codes::random_code;
 use crate::db::{DbConnection, new_id};
 use crate::error::{ApiError, ApiResult, ErrorCode, unique_violation_as};
+use crate::idempotency::{self, Reply, Scope};
+use crate::ledger::expiry::ExpiryPolicy;
+use crate::ledger::model::Account;
 use crate::pagination::{Page, PageRequest};
 use crate::startup::AppState;
 use crate::units::api::{
@@ -48,8 +54,9 @@ fn find_unit(conn: &mut DbConnection, id: &str) -> ApiResult<Unit> {
 pub async fn create_unit(
     state: &AppState,
     principal: Principal,
+    scope: Scope,
     request: CreateUnitRequest,
-) -> ApiResult<UnitResponse> {
+) -> ApiResult<HttpResponse> {
     let kind = request.kind;
     if kind == UnitKind::Platform {
         return Err(ApiError::new(
@@ -63,50 +70,60 @@ pub async fn create_unit(
         (_, None) => None,
         (_, Some(_)) => return Err(ApiError::validation("timezone applies to communities only")),
     };
-    let now = state.clock.now().naive_utc();
-    state
-        .db
-        .write(move |conn| {
-            let parent = match (request.parent_id, kind) {
-                (Some(parent_id), _) => find_unit(conn, &parent_id.to_string())?,
-                (None, UnitKind::District) => {
-                    Unit::platform(conn)?.ok_or_else(|| ApiError::internal("the platform unit is missing"))?
-                }
-                (None, _) => {
-                    return Err(ApiError::validation("parent_id is required for streets and communities"));
-                }
-            };
-            principal.authorize(&parent, |roles| roles.admin, "create units under this one")?;
-            if Some(parent.kind()) != kind.parent_kind() {
-                let expected = kind.parent_kind().map_or("nothing", UnitKind::as_str);
-                return Err(ApiError::new(
-                    ErrorCode::InvalidParent,
-                    format!("a {} must sit under a {expected}, not a {}", kind.as_str(), parent.kind().as_str()),
-                ));
+    let expiry_policy = match (kind, request.expiry_policy) {
+        (UnitKind::Community, policy) => Some(validate_expiry_policy(policy.unwrap_or(ExpiryPolicy::Never))?),
+        (_, None) => None,
+        (_, Some(_)) => return Err(ApiError::validation("expiry_policy applies to communities only")),
+    };
+    let now = state.clock.now();
+    idempotency::write(&state.db, scope, now, move |conn| {
+        let now = now.naive_utc();
+        let parent = match (request.parent_id, kind) {
+            (Some(parent_id), _) => find_unit(conn, &parent_id.to_string())?,
+            (None, UnitKind::District) => {
+                Unit::platform(conn)?.ok_or_else(|| ApiError::internal("the platform unit is missing"))?
             }
-            if Unit::name_taken(conn, &parent.id, &name, None)? {
-                return Err(ApiError::new(
-                    ErrorCode::NameTaken,
-                    format!("{} already has a unit named {name:?}", parent.name),
-                ));
+            (None, _) => {
+                return Err(ApiError::validation("parent_id is required for streets and communities"));
             }
-            let id = new_id();
-            let unit = Unit {
-                path: parent.child_path(&id),
-                id,
-                kind: kind.as_str().to_owned(),
-                parent_id: Some(parent.id.clone()),
-                name,
-                timezone,
-                join_code: if kind == UnitKind::Community { Some(unused_join_code(conn)?) } else { None },
-                created_at: now,
-                updated_at: now,
-            };
-            unit.insert(conn)?;
-            let roles = principal.roles_on(&unit);
-            Ok(UnitResponse::new(unit, roles))
-        })
-        .await
+        };
+        principal.authorize(&parent, |roles| roles.admin, "create units under this one")?;
+        if Some(parent.kind()) != kind.parent_kind() {
+            let expected = kind.parent_kind().map_or("nothing", UnitKind::as_str);
+            return Err(ApiError::new(
+                ErrorCode::InvalidParent,
+                format!("a {} must sit under a {expected}, not a {}", kind.as_str(), parent.kind().as_str()),
+            ));
+        }
+        if Unit::name_taken(conn, &parent.id, &name, None)? {
+            return Err(ApiError::new(
+                ErrorCode::NameTaken,
+                format!("{} already has a unit named {name:?}", parent.name),
+            ));
+        }
+        let id = new_id();
+        let unit = Unit {
+            path: parent.child_path(&id),
+            id,
+            kind: kind.as_str().to_owned(),
+            parent_id: Some(parent.id.clone()),
+            name,
+            timezone,
+            join_code: if kind == UnitKind::Community { Some(unused_join_code(conn)?) } else { None },
+            created_at: now,
+            updated_at: now,
+            expiry_policy: expiry_policy.map(|policy| policy.columns().0),
+            expiry_days: expiry_policy.and_then(|policy| policy.columns().1),
+        };
+        unit.insert(conn)?;
+        if kind == UnitKind::Community {
+            Account::open_community(conn, &unit.id, now)?;
+        }
+        let roles = principal.roles_on(&unit);
+        let location = format!("/api/v1/units/{}", unit.id);
+        Reply::created(&UnitResponse::new(unit, roles), location)
+    })
+    .await
 }
 
 pub async fn list_units(state: &AppState, principal: Principal, query: UnitListQuery) -> ApiResult<Page<UnitResponse>> {
@@ -142,6 +159,7 @@ pub async fn update_unit(
 ) -> ApiResult<UnitResponse> {
     let name = request.name.as_deref().map(|name| validation::text("name", name, MAX_NAME_CHARS)).transpose()?;
     let timezone = request.timezone.as_deref().map(validate_timezone).transpose()?;
+    let expiry_policy = request.expiry_policy.map(validate_expiry_policy).transpose()?;
     let now = state.clock.now().naive_utc();
     state
         .db
@@ -157,8 +175,10 @@ pub async fn update_unit(
                 return Err(ApiError::forbidden("only admins of the parent unit can change a unit"));
             }
             let is_community = unit.kind() == UnitKind::Community;
-            if (timezone.is_some() || request.regenerate_join_code) && !is_community {
-                return Err(ApiError::validation("timezone and regenerate_join_code apply to communities only"));
+            if (timezone.is_some() || request.regenerate_join_code || expiry_policy.is_some()) && !is_community {
+                return Err(ApiError::validation(
+                    "timezone, expiry_policy and regenerate_join_code apply to communities only",
+                ));
             }
             if let (Some(name), Some(parent_id)) = (&name, &unit.parent_id)
                 && Unit::name_taken(conn, parent_id, name, Some(&unit.id))?
@@ -173,6 +193,8 @@ pub async fn update_unit(
                 timezone,
                 join_code: if request.regenerate_join_code { Some(unused_join_code(conn)?) } else { None },
                 updated_at: Some(now),
+                expiry_policy: expiry_policy.map(|policy| policy.columns().0),
+                expiry_days: expiry_policy.map(|policy| policy.columns().1),
             };
             let unit = Unit::update(conn, &unit.id, &changes)?;
             let roles = principal.roles_on(&unit);
@@ -211,9 +233,10 @@ const RESIDENT_ONLY: Roles = Roles { admin: false, staff: false, auditor: false,
 pub async fn add_member(
     state: &AppState,
     principal: Principal,
+    scope: Scope,
     unit_id: String,
     request: AddMemberRequest,
-) -> ApiResult<MemberResponse> {
+) -> ApiResult<HttpResponse> {
     let roles = distinct_roles(&request.roles)?;
     let household = validation::household(request.household)?;
     if household.is_some() && !roles.resident {
@@ -239,78 +262,98 @@ pub async fn add_member(
         }
     };
     let existing_user_id = request.user_id.map(|id| id.to_string());
-    let now = state.clock.now().naive_utc();
-    state
-        .db
-        .write(move |conn| {
-            let unit = find_unit(conn, &unit_id)?;
-            let caller = principal.authorize(&unit, |r| r.admin || r.staff, "add members")?;
-            if !caller.admin && roles != RESIDENT_ONLY {
-                return Err(ApiError::forbidden("staff can add residents only; ask an admin to grant other roles"));
+    let now = state.clock.now();
+    idempotency::write(&state.db, scope, now, move |conn| {
+        let now = now.naive_utc();
+        let unit = find_unit(conn, &unit_id)?;
+        let caller = principal.authorize(&unit, |r| r.admin || r.staff, "add members")?;
+        if !caller.admin && roles != RESIDENT_ONLY {
+            return Err(ApiError::forbidden("staff can add residents only; ask an admin to grant other roles"));
+        }
+        check_roles_fit_unit(roles, &unit)?;
+        let (user, initial_password) = match (existing_user_id, new_user) {
+            (Some(user_id), _) => {
+                let user = User::find(conn, &user_id)?.ok_or_else(|| ApiError::not_found("user"))?;
+                if Membership::find(conn, &unit.id, &user.id)?.is_some() {
+                    return Err(ApiError::new(
+                        ErrorCode::AlreadyMember,
+                        "this user is already a member of this unit; change the membership instead",
+                    ));
+                }
+                if roles.resident {
+                    check_not_resident_elsewhere(conn, &user.id, &unit)?;
+                }
+                (user, None)
             }
-            check_roles_fit_unit(roles, &unit)?;
-            let (user, initial_password) = match (existing_user_id, new_user) {
-                (Some(user_id), _) => {
-                    let user = User::find(conn, &user_id)?.ok_or_else(|| ApiError::not_found("user"))?;
-                    if Membership::find(conn, &unit.id, &user.id)?.is_some() {
-                        return Err(ApiError::new(
-                            ErrorCode::AlreadyMember,
-                            "this user is already a member of this unit; change the membership instead",
-                        ));
-                    }
-                    if roles.resident {
-                        check_not_resident_elsewhere(conn, &user.id, &unit)?;
-                    }
-                    (user, None)
+            (None, Some((username, display_name, phone, password_hash, initial_password))) => {
+                if User::username_exists(conn, &username)? {
+                    return Err(ApiError::new(ErrorCode::UsernameTaken, USERNAME_TAKEN));
                 }
-                (None, Some((username, display_name, phone, password_hash, initial_password))) => {
-                    if User::username_exists(conn, &username)? {
-                        return Err(ApiError::new(ErrorCode::UsernameTaken, USERNAME_TAKEN));
-                    }
-                    let user = User {
-                        id: new_id(),
-                        username,
-                        display_name,
-                        phone,
-                        password_hash,
-                        failed_logins: 0,
-                        locked_until: None,
-                        password_changed_at: now,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    user.insert(conn).map_err(unique_violation_as(ErrorCode::UsernameTaken, USERNAME_TAKEN))?;
-                    (user, initial_password)
-                }
-                (None, None) => return Err(ApiError::validation("give exactly one of user_id and new_user")),
-            };
-            let mut membership = Membership {
-                id: new_id(),
-                unit_id: unit.id.clone(),
-                user_id: user.id.clone(),
-                // Added by staff: confirmed at once.
-                status: MembershipStatus::Active.as_str().to_owned(),
-                is_admin: roles.admin,
-                is_staff: roles.staff,
-                is_auditor: roles.auditor,
-                is_resident: roles.resident,
-                household_compound: None,
-                household_building: None,
-                household_unit: None,
-                household_room: None,
-                created_at: now,
-                updated_at: now,
-            };
-            membership.set_household(household);
-            membership.insert(conn).map_err(unique_violation_as(
-                ErrorCode::AlreadyMember,
-                "this user is already a member of this unit, or a resident of another community",
-            ))?;
-            let mut response = MemberResponse::new(membership, user);
-            response.initial_password = initial_password;
-            Ok(response)
-        })
-        .await
+                let user = User {
+                    id: new_id(),
+                    username,
+                    display_name,
+                    phone,
+                    password_hash,
+                    failed_logins: 0,
+                    locked_until: None,
+                    password_changed_at: now,
+                    created_at: now,
+                    updated_at: now,
+                };
+                user.insert(conn).map_err(unique_violation_as(ErrorCode::UsernameTaken, USERNAME_TAKEN))?;
+                (user, initial_password)
+            }
+            (None, None) => return Err(ApiError::validation("give exactly one of user_id and new_user")),
+        };
+        let mut membership = Membership {
+            id: new_id(),
+            unit_id: unit.id.clone(),
+            user_id: user.id.clone(),
+            // Added by staff: confirmed at once.
+            status: MembershipStatus::Active.as_str().to_owned(),
+            is_admin: roles.admin,
+            is_staff: roles.staff,
+            is_auditor: roles.auditor,
+            is_resident: roles.resident,
+            household_compound: None,
+            household_building: None,
+            household_unit: None,
+            household_room: None,
+            created_at: now,
+            updated_at: now,
+        };
+        membership.set_household(household);
+        membership.insert(conn).map_err(unique_violation_as(
+            ErrorCode::AlreadyMember,
+            "this user is already a member of this unit, or a resident of another community",
+        ))?;
+        open_account_if_active_resident(conn, &membership, now)?;
+        let location = format!("/api/v1/units/{}/members/{}", membership.unit_id, membership.user_id);
+        let mut response = MemberResponse::new(membership, user);
+        response.initial_password = initial_password;
+        Reply::created(&response, location)
+    })
+    .await
+}
+
+/// A resident's points account opens when their membership first becomes active.
+fn open_account_if_active_resident(
+    conn: &mut DbConnection,
+    membership: &Membership,
+    now: NaiveDateTime,
+) -> ApiResult<()> {
+    if membership.is_resident && membership.status() == MembershipStatus::Active {
+        Account::open_resident(conn, &membership.unit_id, &membership.user_id, now)?;
+    }
+    Ok(())
+}
+
+fn validate_expiry_policy(policy: ExpiryPolicy) -> ApiResult<ExpiryPolicy> {
+    if !policy.is_valid() {
+        return Err(ApiError::validation("expiry_policy days must be from 1 to 3650"));
+    }
+    Ok(policy)
 }
 
 pub async fn list_members(
@@ -390,6 +433,7 @@ pub async fn update_member(
                 changes.set_household(None);
             }
             let membership = Membership::update(conn, &membership.id, &changes)?;
+            open_account_if_active_resident(conn, &membership, now)?;
             let user = User::find(conn, &membership.user_id)?.ok_or_else(|| ApiError::not_found("member"))?;
             Ok(MemberResponse::new(membership, user))
         })

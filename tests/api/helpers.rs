@@ -193,7 +193,7 @@ impl TestApp {
 
     /// A connection to the app's database, for what no API shows (a rogue DBA, weak legacy hashes).
     pub fn database(&self) -> Database {
-        Database::connect(self.database_url.clone(), 1).expect("connect to the test database")
+        Database::connect(self.database_url.clone(), 3).expect("connect to the test database")
     }
 
     pub fn url(&self, path: &str) -> String {

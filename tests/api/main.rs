@@ -5,6 +5,8 @@ mod helpers;
 mod auth;
 mod cli;
 mod errors;
+mod ledger;
+mod ledger_helpers;
 mod members;
 mod migrations;
 mod openapi;

@@ -1,0 +1,10 @@
+DROP TABLE idempotency_keys;
+DROP TABLE lot_movements;
+DROP TABLE lots;
+DROP TABLE ledger_postings;
+DROP TABLE ledger_transactions;
+DROP TABLE ledger_heads;
+DROP TABLE accounts;
+DROP FUNCTION jifen_append_only();
+ALTER TABLE units DROP COLUMN expiry_days;
+ALTER TABLE units DROP COLUMN expiry_policy;

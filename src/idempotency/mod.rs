@@ -1,0 +1,230 @@
+//! The one idempotency mechanism of the API: `Idempotency-Key` on POSTs.
+//!
+//! The key's record (request fingerprint and answer) is written in the same
+//! database transaction as the effect, so there is never an effect without its
+//! record or a record without its effect. The same key with the same request
+//! replays the stored answer (`Idempotent-Replayed: true`); with another request
+//! it is refused. Requests refused by validation before anything runs do not use
+//! up the key; answers given once the request ran (including refusals such as
+//! `insufficient_points`) are replayed. Server errors roll everything back.
+
+pub mod model;
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, LOCATION};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
+use chrono::{DateTime, Duration, Utc};
+use diesel::Connection;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::db::{Database, DbConnection};
+use crate::error::{ApiError, ErrorCode, PROBLEM_JSON};
+use model::IdempotencyRecord;
+
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+/// Records are kept at least this long, then purged by the maintenance task.
+pub const RETENTION: Duration = Duration::hours(24);
+
+/// The request's `Idempotency-Key`, if it sent one: 1 to 255 visible ASCII characters.
+pub struct IdempotencyKey(Option<String>);
+
+impl IdempotencyKey {
+    /// For operations that must not run twice: the key is mandatory.
+    pub fn required(self) -> Result<String, ApiError> {
+        self.0.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::IdempotencyKeyRequired,
+                "send an Idempotency-Key header (e.g. a UUID) and reuse it when you retry this request",
+            )
+        })
+    }
+
+    pub fn optional(self) -> Option<String> {
+        self.0
+    }
+}
+
+impl FromRequest for IdempotencyKey {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+            return ready(Ok(IdempotencyKey(None)));
+        };
+        let valid =
+            value.as_bytes().len() <= 255 && !value.is_empty() && value.as_bytes().iter().all(u8::is_ascii_graphic);
+        ready(match value.to_str() {
+            Ok(key) if valid => Ok(IdempotencyKey(Some(key.to_owned()))),
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidIdempotencyKey,
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )),
+        })
+    }
+}
+
+/// The answer of a write, as it is sent and, with a key, stored.
+pub struct Reply {
+    status: StatusCode,
+    body: String,
+    location: Option<String>,
+    /// Sent instead of `body` the first time only: for secrets that must never be stored.
+    first_time_body: Option<String>,
+}
+
+impl Reply {
+    pub fn created(body: &impl Serialize, location: String) -> Result<Self, ApiError> {
+        Ok(Reply {
+            status: StatusCode::CREATED,
+            body: serde_json::to_string(body).map_err(ApiError::internal)?,
+            location: Some(location),
+            first_time_body: None,
+        })
+    }
+
+    /// The answer carries a secret (e.g. a generated password): `stored` is what a
+    /// replay gets, `with_secret` what this first answer shows.
+    pub fn created_with_secret(
+        stored: &impl Serialize,
+        with_secret: &impl Serialize,
+        location: String,
+    ) -> Result<Self, ApiError> {
+        let mut reply = Self::created(stored, location)?;
+        reply.first_time_body = Some(serde_json::to_string(with_secret).map_err(ApiError::internal)?);
+        Ok(reply)
+    }
+
+    fn from_error(err: &ApiError) -> Self {
+        Reply {
+            status: err.status_code(),
+            body: serde_json::to_string(&err.problem()).unwrap_or_default(),
+            location: None,
+            first_time_body: None,
+        }
+    }
+
+    fn into_response(self, replayed: bool) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.content_type(if self.status.is_success() { "application/json" } else { PROBLEM_JSON });
+        if let Some(location) = self.location {
+            response.insert_header((LOCATION, location));
+        }
+        if replayed {
+            response.insert_header((IDEMPOTENT_REPLAYED, "true"));
+        }
+        response.body(self.first_time_body.unwrap_or(self.body))
+    }
+}
+
+/// Who sends which request with which key.
+pub struct Scope {
+    user_id: String,
+    key: Option<String>,
+    fingerprint: String,
+}
+
+impl Scope {
+    /// The fingerprint covers method, path and the parsed body (so a retry that
+    /// orders fields differently is the same request).
+    pub fn new(user_id: &str, key: Option<String>, req: &HttpRequest, body: &impl Serialize) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(req.method().as_str().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(req.path().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(serde_json::to_vec(body).unwrap_or_default());
+        let fingerprint = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Scope { user_id: user_id.to_owned(), key, fingerprint }
+    }
+}
+
+enum Outcome {
+    Fresh(Reply),
+    Stored(IdempotencyRecord),
+    /// Another request with the same key was running; nothing of ours was written.
+    Raced,
+}
+
+fn replay(scope: &Scope, record: IdempotencyRecord) -> Result<HttpResponse, ApiError> {
+    if record.fingerprint != scope.fingerprint {
+        return Err(ApiError::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used for a different request; use a new key for a new request",
+        ));
+    }
+    let status = u16::try_from(record.status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
+    Ok(Reply { status, body: record.body, location: record.location, first_time_body: None }.into_response(true))
+}
+
+/// Runs `effect` in one write transaction, together with the key's record.
+pub async fn write<F>(db: &Database, scope: Scope, now: DateTime<Utc>, effect: F) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<Reply, ApiError> + Send + 'static,
+{
+    let Some(key) = scope.key.clone() else {
+        return db.write(effect).await.map(|reply| reply.into_response(false));
+    };
+    // A retry of a finished request is answered from a read, without taking the write lock.
+    let user_id = scope.user_id.clone();
+    let lookup_key = key.clone();
+    if let Some(record) = db.read(move |conn| Ok(IdempotencyRecord::find(conn, &user_id, &lookup_key)?)).await? {
+        return replay(&scope, record);
+    }
+    let mut record = IdempotencyRecord {
+        user_id: scope.user_id.clone(),
+        key,
+        fingerprint: scope.fingerprint.clone(),
+        status: 0,
+        body: String::new(),
+        location: None,
+        created_at: now.naive_utc(),
+    };
+    let outcome = db
+        .write(move |conn| {
+            if let Some(stored) = IdempotencyRecord::find(conn, &record.user_id, &record.key)? {
+                return Ok(Outcome::Stored(stored));
+            }
+            // Claim the key first: a concurrent request with the same key waits
+            // here (PostgreSQL) until ours commits, then fails and replays ours.
+            match record.insert(conn) {
+                Ok(()) => {}
+                Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+                    return Err(ApiError::new(ErrorCode::IdempotencyInProgress, "raced"));
+                }
+                Err(err) => return Err(err.into()),
+            }
+            // The effect runs in a savepoint, so a refusal can be recorded without its partial writes.
+            let reply = match conn.transaction(effect) {
+                Ok(reply) => reply,
+                Err(err) if err.status_code().is_client_error() => Reply::from_error(&err),
+                Err(err) => return Err(err),
+            };
+            record.status = i32::from(reply.status.as_u16());
+            record.body.clone_from(&reply.body);
+            record.location.clone_from(&reply.location);
+            record.set_answer(conn)?;
+            Ok(Outcome::Fresh(reply))
+        })
+        .await
+        .or_else(|err| if err.code() == ErrorCode::IdempotencyInProgress { Ok(Outcome::Raced) } else { Err(err) })?;
+    match outcome {
+        Outcome::Fresh(reply) => Ok(reply.into_response(false)),
+        Outcome::Stored(record) => replay(&scope, record),
+        Outcome::Raced => {
+            let (user_id, key) = (scope.user_id.clone(), scope.key.clone().unwrap_or_default());
+            match db.read(move |conn| Ok(IdempotencyRecord::find(conn, &user_id, &key)?)).await? {
+                Some(record) => replay(&scope, record),
+                None => Err(ApiError::new(
+                    ErrorCode::IdempotencyInProgress,
+                    "a request with this Idempotency-Key is still being processed; retry shortly",
+                )),
+            }
+        }
+    }
+}

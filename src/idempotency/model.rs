@@ -1,0 +1,46 @@
+//! Stored answers of requests sent with an Idempotency-Key.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::idempotency_keys;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = idempotency_keys)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct IdempotencyRecord {
+    pub user_id: String,
+    pub key: String,
+    /// SHA-256 of method, path and body: a key reused for another request is refused.
+    pub fingerprint: String,
+    pub status: i32,
+    pub body: String,
+    pub location: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+impl IdempotencyRecord {
+    pub fn find(conn: &mut DbConnection, user_id: &str, key: &str) -> QueryResult<Option<IdempotencyRecord>> {
+        idempotency_keys::table.find((user_id, key)).select(IdempotencyRecord::as_select()).first(conn).optional()
+    }
+
+    pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        diesel::insert_into(idempotency_keys::table).values(self).execute(conn).map(drop)
+    }
+
+    pub fn set_answer(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        diesel::update(idempotency_keys::table.find((&self.user_id, &self.key)))
+            .set((
+                idempotency_keys::status.eq(self.status),
+                idempotency_keys::body.eq(&self.body),
+                idempotency_keys::location.eq(&self.location),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn purge_older_than(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff))).execute(conn)
+    }
+}

@@ -1,0 +1,495 @@
+//! Accounts, ledger transactions, postings and lots: rows and their queries.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::db::schema::{accounts, ledger_heads, ledger_postings, ledger_transactions, lot_movements, lots};
+use crate::db::{DbConnection, new_id};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    /// One per resident: never below zero.
+    Resident,
+    /// Where awarded points come from; its negative balance is the points issued.
+    Issuance,
+    /// Where spent points go.
+    Redemption,
+    /// Where expired points go.
+    Expiry,
+    /// Where deducted points go.
+    Penalty,
+}
+
+impl AccountKind {
+    pub const SYSTEM: [AccountKind; 4] =
+        [AccountKind::Issuance, AccountKind::Redemption, AccountKind::Expiry, AccountKind::Penalty];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Resident => "resident",
+            AccountKind::Issuance => "issuance",
+            AccountKind::Redemption => "redemption",
+            AccountKind::Expiry => "expiry",
+            AccountKind::Penalty => "penalty",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            AccountKind::Resident,
+            AccountKind::Issuance,
+            AccountKind::Redemption,
+            AccountKind::Expiry,
+            AccountKind::Penalty,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionKind {
+    /// Points given to residents, from the issuance account.
+    Award,
+    /// Points taken from a resident for breaking the convention, to the penalty account.
+    Deduction,
+    /// The linked correction of an award or a deduction.
+    Reversal,
+    /// Points whose lots reached their expiry date, to the expiry account.
+    Expiry,
+}
+
+impl TransactionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionKind::Award => "award",
+            TransactionKind::Deduction => "deduction",
+            TransactionKind::Reversal => "reversal",
+            TransactionKind::Expiry => "expiry",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [TransactionKind::Award, TransactionKind::Deduction, TransactionKind::Reversal, TransactionKind::Expiry]
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = accounts)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct Account {
+    pub id: String,
+    pub community_id: String,
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub balance: i64,
+    pub held: i64,
+    pub earned: i64,
+    pub spent: i64,
+    pub created_at: NaiveDateTime,
+}
+
+impl Account {
+    fn new(community_id: &str, kind: AccountKind, user_id: Option<&str>, now: NaiveDateTime) -> Self {
+        Account {
+            id: new_id(),
+            community_id: community_id.to_owned(),
+            kind: kind.as_str().to_owned(),
+            user_id: user_id.map(str::to_owned),
+            balance: 0,
+            held: 0,
+            earned: 0,
+            spent: 0,
+            created_at: now,
+        }
+    }
+
+    pub fn kind(&self) -> AccountKind {
+        AccountKind::parse(&self.kind).unwrap_or(AccountKind::Resident)
+    }
+
+    /// The system accounts and the chain head of a new community.
+    pub fn open_community(conn: &mut DbConnection, community_id: &str, now: NaiveDateTime) -> QueryResult<()> {
+        let system: Vec<Account> =
+            AccountKind::SYSTEM.iter().map(|kind| Account::new(community_id, *kind, None, now)).collect();
+        crate::insert_all!(conn, accounts::table, &system)?;
+        diesel::insert_into(ledger_heads::table)
+            .values((
+                ledger_heads::community_id.eq(community_id),
+                ledger_heads::sequence.eq(0),
+                ledger_heads::hash.eq(crate::ledger::chain::GENESIS_HASH),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// Opens the resident's account unless it exists (it outlives suspensions).
+    pub fn open_resident(
+        conn: &mut DbConnection,
+        community_id: &str,
+        user_id: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
+        if Self::resident(conn, community_id, user_id)?.is_none() {
+            Account::new(community_id, AccountKind::Resident, Some(user_id), now).insert(conn)?;
+        }
+        Ok(())
+    }
+
+    fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        diesel::insert_into(accounts::table).values(self).execute(conn).map(drop)
+    }
+
+    pub fn resident(conn: &mut DbConnection, community_id: &str, user_id: &str) -> QueryResult<Option<Account>> {
+        accounts::table
+            .filter(accounts::community_id.eq(community_id))
+            .filter(accounts::kind.eq(AccountKind::Resident.as_str()))
+            .filter(accounts::user_id.eq(user_id))
+            .select(Account::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn system(conn: &mut DbConnection, community_id: &str, kind: AccountKind) -> QueryResult<Account> {
+        accounts::table
+            .filter(accounts::community_id.eq(community_id))
+            .filter(accounts::kind.eq(kind.as_str()))
+            .select(Account::as_select())
+            .first(conn)
+    }
+
+    pub fn find_all(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<Account>> {
+        accounts::table.filter(accounts::id.eq_any(ids)).select(Account::as_select()).load(conn)
+    }
+
+    /// Adds to a balance (and the running totals). Never fails for lack of points.
+    pub fn credit(conn: &mut DbConnection, id: &str, amount: i64, earned: i64, spent: i64) -> QueryResult<()> {
+        diesel::update(accounts::table.find(id))
+            .set((
+                accounts::balance.eq(accounts::balance + amount),
+                accounts::earned.eq(accounts::earned + earned),
+                accounts::spent.eq(accounts::spent + spent),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// Takes `amount` from a balance only if it covers it: the check is in the
+    /// UPDATE itself, so concurrent debits can never overdraw. False if refused.
+    pub fn debit_if_covered(
+        conn: &mut DbConnection,
+        id: &str,
+        amount: i64,
+        earned: i64,
+        spent: i64,
+    ) -> QueryResult<bool> {
+        let updated = diesel::update(accounts::table.find(id).filter(accounts::balance.ge(amount)))
+            .set((
+                accounts::balance.eq(accounts::balance - amount),
+                accounts::earned.eq(accounts::earned + earned),
+                accounts::spent.eq(accounts::spent + spent),
+            ))
+            .execute(conn)?;
+        Ok(updated == 1)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = ledger_heads)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct LedgerHead {
+    pub community_id: String,
+    pub sequence: i64,
+    pub hash: String,
+}
+
+impl LedgerHead {
+    /// Reads the head under a write lock: PostgreSQL's row lock (taken by a no-op
+    /// UPDATE) or SQLite's database lock. Every ledger write of a community takes
+    /// it first, which orders them and keeps the chain linear.
+    pub fn lock(conn: &mut DbConnection, community_id: &str) -> QueryResult<LedgerHead> {
+        diesel::update(ledger_heads::table.find(community_id))
+            .set(ledger_heads::sequence.eq(ledger_heads::sequence))
+            .execute(conn)?;
+        Self::read(conn, community_id)
+    }
+
+    pub fn community_ids(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+        ledger_heads::table.select(ledger_heads::community_id).order(ledger_heads::community_id.asc()).load(conn)
+    }
+
+    pub fn read(conn: &mut DbConnection, community_id: &str) -> QueryResult<LedgerHead> {
+        ledger_heads::table.find(community_id).select(LedgerHead::as_select()).first(conn)
+    }
+
+    pub fn advance(conn: &mut DbConnection, community_id: &str, sequence: i64, hash: &str) -> QueryResult<()> {
+        diesel::update(ledger_heads::table.find(community_id))
+            .set((ledger_heads::sequence.eq(sequence), ledger_heads::hash.eq(hash)))
+            .execute(conn)
+            .map(drop)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_transactions)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct LedgerTransaction {
+    pub id: String,
+    pub community_id: String,
+    pub sequence: i64,
+    pub kind: String,
+    pub rule_code: Option<String>,
+    pub memo: String,
+    /// None for what the system does by itself (expiry).
+    pub actor_id: Option<String>,
+    pub cause_type: Option<String>,
+    pub cause_id: Option<String>,
+    pub reverses_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub previous_hash: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_postings)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct Posting {
+    pub transaction_id: String,
+    pub line: i32,
+    pub account_id: String,
+    pub amount: i64,
+}
+
+/// Filters of the transaction list.
+#[derive(Debug, Default)]
+pub struct TransactionFilter {
+    /// Only transactions with a posting on this account.
+    pub account_id: Option<String>,
+    pub kind: Option<TransactionKind>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+}
+
+impl LedgerTransaction {
+    pub fn insert(&self, conn: &mut DbConnection, postings: &[Posting]) -> QueryResult<()> {
+        diesel::insert_into(ledger_transactions::table).values(self).execute(conn)?;
+        crate::insert_all!(conn, ledger_postings::table, postings).map(drop)
+    }
+
+    pub fn find(conn: &mut DbConnection, community_id: &str, id: &str) -> QueryResult<Option<LedgerTransaction>> {
+        ledger_transactions::table
+            .find(id)
+            .filter(ledger_transactions::community_id.eq(community_id))
+            .select(LedgerTransaction::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// The ids of the transactions reversing any of `ids`, as (reversed, reversal) pairs.
+    pub fn reversals_of(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+        ledger_transactions::table
+            .filter(ledger_transactions::reverses_id.eq_any(ids))
+            .select((ledger_transactions::reverses_id.assume_not_null(), ledger_transactions::id))
+            .load(conn)
+    }
+
+    /// Newest first, keyed by chain sequence.
+    pub fn list(
+        conn: &mut DbConnection,
+        community_id: &str,
+        filter: &TransactionFilter,
+        before_sequence: Option<i64>,
+        limit: i64,
+    ) -> QueryResult<Vec<LedgerTransaction>> {
+        let mut query = ledger_transactions::table
+            .filter(ledger_transactions::community_id.eq(community_id.to_owned()))
+            .select(LedgerTransaction::as_select())
+            .into_boxed();
+        if let Some(account_id) = &filter.account_id {
+            query = query.filter(
+                ledger_transactions::id.eq_any(
+                    ledger_postings::table
+                        .filter(ledger_postings::account_id.eq(account_id.clone()))
+                        .select(ledger_postings::transaction_id),
+                ),
+            );
+        }
+        if let Some(kind) = filter.kind {
+            query = query.filter(ledger_transactions::kind.eq(kind.as_str()));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(ledger_transactions::created_at.ge(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(ledger_transactions::created_at.lt(to));
+        }
+        if let Some(before) = before_sequence {
+            query = query.filter(ledger_transactions::sequence.lt(before));
+        }
+        query.order(ledger_transactions::sequence.desc()).limit(limit).load(conn)
+    }
+
+    /// A run of the chain in sequence order, for verification.
+    pub fn chain_segment(
+        conn: &mut DbConnection,
+        community_id: &str,
+        after_sequence: i64,
+        limit: i64,
+    ) -> QueryResult<Vec<LedgerTransaction>> {
+        ledger_transactions::table
+            .filter(ledger_transactions::community_id.eq(community_id))
+            .filter(ledger_transactions::sequence.gt(after_sequence))
+            .order(ledger_transactions::sequence.asc())
+            .limit(limit)
+            .select(LedgerTransaction::as_select())
+            .load(conn)
+    }
+}
+
+impl Posting {
+    /// The postings of the given transactions, each with its account, in line order.
+    pub fn of_transactions(
+        conn: &mut DbConnection,
+        transaction_ids: &[String],
+    ) -> QueryResult<Vec<(Posting, Account)>> {
+        ledger_postings::table
+            .inner_join(accounts::table)
+            .filter(ledger_postings::transaction_id.eq_any(transaction_ids))
+            .order((ledger_postings::transaction_id.asc(), ledger_postings::line.asc()))
+            .select((Posting::as_select(), Account::as_select()))
+            .load(conn)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = lots)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct Lot {
+    pub id: String,
+    pub account_id: String,
+    pub transaction_id: String,
+    pub amount: i64,
+    pub remaining: i64,
+    pub earned_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = lot_movements)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct LotMovement {
+    pub transaction_id: String,
+    pub lot_id: String,
+    /// Positive: taken from the lot; negative: given back to it.
+    pub amount: i64,
+}
+
+impl Lot {
+    pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        diesel::insert_into(lots::table).values(self).execute(conn).map(drop)
+    }
+
+    /// The account's lots with points left, in the order debits consume them:
+    /// soonest expiry first, lots that never expire last, then oldest first.
+    pub fn open(conn: &mut DbConnection, account_id: &str) -> QueryResult<Vec<Lot>> {
+        lots::table
+            .filter(lots::account_id.eq(account_id))
+            .filter(lots::remaining.gt(0))
+            .order((lots::expires_at.is_null().asc(), lots::expires_at.asc(), lots::earned_at.asc(), lots::id.asc()))
+            .select(Lot::as_select())
+            .load(conn)
+    }
+
+    /// The open lots one transaction created.
+    pub fn open_of_transaction(conn: &mut DbConnection, transaction_id: &str) -> QueryResult<Vec<Lot>> {
+        lots::table
+            .filter(lots::transaction_id.eq(transaction_id))
+            .filter(lots::remaining.gt(0))
+            .order(lots::id.asc())
+            .select(Lot::as_select())
+            .load(conn)
+    }
+
+    /// Lots of a community whose expiry has come and that still hold points.
+    pub fn due(conn: &mut DbConnection, community_id: &str, now: NaiveDateTime) -> QueryResult<Vec<Lot>> {
+        lots::table
+            .inner_join(accounts::table)
+            .filter(accounts::community_id.eq(community_id))
+            .filter(lots::remaining.gt(0))
+            .filter(lots::expires_at.le(now))
+            .order((lots::account_id.asc(), lots::expires_at.asc(), lots::id.asc()))
+            .select(Lot::as_select())
+            .load(conn)
+    }
+
+    pub fn communities_with_due_lots(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<String>> {
+        lots::table
+            .inner_join(accounts::table)
+            .filter(lots::remaining.gt(0))
+            .filter(lots::expires_at.le(now))
+            .select(accounts::community_id)
+            .distinct()
+            .load(conn)
+    }
+
+    /// Points left in the account's lots expiring within the window, by expiry time.
+    pub fn expiring(
+        conn: &mut DbConnection,
+        account_id: &str,
+        from: NaiveDateTime,
+        until: NaiveDateTime,
+    ) -> QueryResult<Vec<(NaiveDateTime, i64)>> {
+        let lots: Vec<(Option<NaiveDateTime>, i64)> = lots::table
+            .filter(lots::account_id.eq(account_id))
+            .filter(lots::remaining.gt(0))
+            .filter(lots::expires_at.gt(from))
+            .filter(lots::expires_at.le(until))
+            .order(lots::expires_at.asc())
+            .select((lots::expires_at, lots::remaining))
+            .load(conn)?;
+        let mut by_time: Vec<(NaiveDateTime, i64)> = Vec::new();
+        for (expires_at, remaining) in lots {
+            let Some(expires_at) = expires_at else { continue };
+            match by_time.last_mut() {
+                Some((time, points)) if *time == expires_at => *points += remaining,
+                _ => by_time.push((expires_at, remaining)),
+            }
+        }
+        Ok(by_time)
+    }
+
+    /// Takes points from a lot; the guard keeps `remaining` from going negative.
+    pub fn take(conn: &mut DbConnection, id: &str, amount: i64) -> QueryResult<bool> {
+        let updated = diesel::update(lots::table.find(id).filter(lots::remaining.ge(amount)))
+            .set(lots::remaining.eq(lots::remaining - amount))
+            .execute(conn)?;
+        Ok(updated == 1)
+    }
+
+    /// Gives points back to the lot they were taken from.
+    pub fn give_back(conn: &mut DbConnection, id: &str, amount: i64) -> QueryResult<()> {
+        diesel::update(lots::table.find(id)).set(lots::remaining.eq(lots::remaining + amount)).execute(conn).map(drop)
+    }
+}
+
+impl LotMovement {
+    pub fn insert_all(conn: &mut DbConnection, movements: &[LotMovement]) -> QueryResult<()> {
+        if movements.is_empty() {
+            return Ok(());
+        }
+        crate::insert_all!(conn, lot_movements::table, movements).map(drop)
+    }
+
+    pub fn of_transaction(conn: &mut DbConnection, transaction_id: &str) -> QueryResult<Vec<LotMovement>> {
+        lot_movements::table
+            .filter(lot_movements::transaction_id.eq(transaction_id))
+            .select(LotMovement::as_select())
+            .load(conn)
+    }
+}

@@ -1,0 +1,600 @@
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{TestApp, expect_problem, expect_status, json_of};
+use crate::ledger_helpers::{
+    award, balance, check_invariants, community, deduct_response, head_sequence, new_key, post_with_key,
+    reverse_response,
+};
+
+both_backends!(
+    awards_and_deductions_move_points_between_accounts,
+    residents_see_only_their_own_points,
+    only_active_residents_of_the_community_receive_points,
+    bad_input_is_refused_and_writes_nothing,
+    idempotency_keys_replay_and_protect,
+    parallel_deductions_never_overdraw,
+    parallel_requests_with_one_key_have_one_effect,
+    a_transaction_is_reversed_at_most_once,
+    reversals_take_back_the_same_points_first,
+    the_ledger_is_append_only_and_tampering_is_found,
+    roles_and_communities_bound_the_ledger,
+);
+
+fn user(resident: &(String, String)) -> &str {
+    &resident.0
+}
+
+async fn awards_and_deductions_move_points_between_accounts(app: &TestApp) {
+    let c = community(app, "账", 2).await;
+    let (a, b) = (user(&c.residents[0]), user(&c.residents[1]));
+    let awarded = award(app, &c, &[(a, 30), (b, 20)]).await;
+    assert_eq!(awarded["kind"], "award");
+    assert_eq!(awarded["sequence"], 1);
+    assert_eq!(awarded["rule_code"], "volunteering");
+    let postings = awarded["postings"].as_array().unwrap();
+    assert_eq!(postings.len(), 3);
+    assert_eq!(postings[0]["account_kind"], "issuance");
+    assert_eq!(postings[0]["amount"], -50);
+    assert_eq!(postings.iter().map(|p| p["amount"].as_i64().unwrap()).sum::<i64>(), 0);
+
+    let deducted = json_of(expect_status(deduct_response(app, &c, a, 12).await, StatusCode::CREATED).await).await;
+    assert_eq!(deducted["kind"], "deduction");
+    assert_eq!(deducted["sequence"], 2);
+    assert_eq!(deducted["previous_hash"], awarded["hash"]);
+    assert_eq!(balance(app, &c, a).await, 18);
+    assert_eq!(balance(app, &c, b).await, 20);
+    expect_problem(deduct_response(app, &c, b, 21).await, StatusCode::CONFLICT, "insufficient_points").await;
+
+    let account = json_of(app.get(&c.path(&format!("/accounts/{a}")), &c.staff).await).await;
+    assert_eq!(account["lifetime_earned"], 30);
+    assert_eq!(account["lifetime_spent"], 0);
+    assert_eq!(account["held"], 0);
+    assert_eq!(account["expiring"], json!([]));
+
+    let fetched = json_of(
+        expect_status(
+            app.get(&c.path(&format!("/transactions/{}", awarded["id"].as_str().unwrap())), &c.auditor).await,
+            StatusCode::OK,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(fetched, awarded);
+    let page = json_of(app.get(&c.path("/transactions?limit=1"), &c.staff).await).await;
+    assert_eq!(page["items"][0]["id"], deducted["id"], "newest first");
+    let older = json_of(
+        app.get(&c.path(&format!("/transactions?limit=1&cursor={}", page["next_cursor"].as_str().unwrap())), &c.staff)
+            .await,
+    )
+    .await;
+    assert_eq!(older["items"][0]["id"], awarded["id"]);
+    assert_eq!(older["next_cursor"], Value::Null);
+    let deductions = json_of(app.get(&c.path("/transactions?kind=deduction"), &c.staff).await).await;
+    assert_eq!(deductions["items"].as_array().unwrap().len(), 1);
+    let of_b = json_of(app.get(&c.path(&format!("/transactions?user_id={b}")), &c.staff).await).await;
+    assert_eq!(of_b["items"].as_array().unwrap().len(), 1);
+    check_invariants(app).await;
+}
+
+async fn residents_see_only_their_own_points(app: &TestApp) {
+    let c = community(app, "私", 2).await;
+    let ((a, a_token), (b, _)) = (&c.residents[0], &c.residents[1]);
+    let awarded = award(app, &c, &[(a, 10), (b, 7)]).await;
+    award(app, &c, &[(b, 3)]).await;
+
+    let mine = json_of(expect_status(app.get(&c.path("/accounts/me"), a_token).await, StatusCode::OK).await).await;
+    assert_eq!(mine["balance"], 10);
+    assert_eq!(mine["user_id"], a.as_str());
+    expect_problem(app.get(&c.path(&format!("/accounts/{b}")), a_token).await, StatusCode::NOT_FOUND, "not_found")
+        .await;
+
+    let history = json_of(app.get(&c.path("/transactions"), a_token).await).await;
+    let items = history["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "only the award that touched them");
+    let postings = items[0]["postings"].as_array().unwrap();
+    assert!(
+        postings.iter().all(|p| p["account_kind"] != "resident" || p["user_id"] == a.as_str()),
+        "no other resident's postings: {postings:?}"
+    );
+    assert_eq!(postings.len(), 2);
+    expect_problem(
+        app.get(&c.path(&format!("/transactions?user_id={b}")), a_token).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let b_only = json_of(app.get(&c.path("/transactions?kind=award"), &c.staff).await).await["items"][0]["id"].clone();
+    expect_problem(
+        app.get(&c.path(&format!("/transactions/{}", b_only.as_str().unwrap())), a_token).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_status(
+        app.get(&c.path(&format!("/transactions/{}", awarded["id"].as_str().unwrap())), a_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    // Residents write nothing and verify nothing.
+    let body = json!({"memo": "x", "awards": [{"user_id": a, "points": 5}]});
+    expect_problem(
+        post_with_key(app, &c.path("/awards"), a_token, &new_key(), body).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    expect_problem(app.get(&c.path("/ledger/verify"), a_token).await, StatusCode::FORBIDDEN, "forbidden").await;
+}
+
+async fn only_active_residents_of_the_community_receive_points(app: &TestApp) {
+    let c = community(app, "活", 1).await;
+    let other = community(app, "别", 1).await;
+    let active = user(&c.residents[0]);
+    // A pending resident (registered, not yet approved) and a suspended one.
+    let code = json_of(app.get(&format!("/api/v1/units/{}", c.id), &c.staff).await).await["join_code"].clone();
+    let pending = json_of(expect_status(app.request(Method::POST, "/api/v1/auth/register", None, Some(json!({"join_code": code, "username": "pending.one", "password": "a good password", "display_name": "x"}))).await, StatusCode::CREATED).await).await;
+    let pending_id = pending["id"].as_str().unwrap();
+    let suspended = app.add_member(&c.staff, &c.id, "suspended.one", &["resident"]).await;
+    let suspended_id = suspended["user"]["id"].as_str().unwrap();
+    expect_status(
+        app.patch(&format!("/api/v1/units/{}/members/{suspended_id}", c.id), &c.staff, json!({"status": "suspended"}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let before = head_sequence(app, &c).await;
+    let other_resident = user(&other.residents[0]).to_owned();
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let staff_id = json_of(app.get("/api/v1/me", &c.staff).await).await["id"].as_str().unwrap().to_owned();
+    for outsider in [pending_id, suspended_id, other_resident.as_str(), unknown.as_str(), staff_id.as_str()] {
+        let body =
+            json!({"memo": "x", "awards": [{"user_id": active, "points": 5}, {"user_id": outsider, "points": 5}]});
+        expect_problem(
+            post_with_key(app, &c.path("/awards"), &c.staff, &new_key(), body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resident_not_active",
+        )
+        .await;
+    }
+    assert_eq!(head_sequence(app, &c).await, before, "nothing written");
+    assert_eq!(balance(app, &c, active).await, 0);
+
+    // Once approved, the pending resident gets an account and can receive points.
+    expect_status(
+        app.patch(&format!("/api/v1/units/{}/members/{pending_id}", c.id), &c.staff, json!({"status": "active"})).await,
+        StatusCode::OK,
+    )
+    .await;
+    award(app, &c, &[(pending_id, 5)]).await;
+    assert_eq!(balance(app, &c, pending_id).await, 5);
+    check_invariants(app).await;
+}
+
+async fn bad_input_is_refused_and_writes_nothing(app: &TestApp) {
+    let c = community(app, "错账", 1).await;
+    let a = user(&c.residents[0]).to_owned();
+    award(app, &c, &[(&a, 50)]).await;
+    let before = head_sequence(app, &c).await;
+    let awards = c.path("/awards");
+    let line = |points: Value| json!({"memo": "x", "awards": [{"user_id": a, "points": points}]});
+    for points in [json!(0), json!(-5), json!(1_000_001)] {
+        expect_problem(
+            post_with_key(app, &awards, &c.staff, &new_key(), line(points)).await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        )
+        .await;
+    }
+    for points in [json!(1.5), json!("10"), json!(1e20), json!(null)] {
+        expect_problem(
+            post_with_key(app, &awards, &c.staff, &new_key(), line(points)).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        )
+        .await;
+    }
+    for body in [
+        json!({"memo": "x", "awards": []}),
+        json!({"memo": "   ", "awards": [{"user_id": a, "points": 1}]}),
+        json!({"memo": "x", "awards": [{"user_id": a, "points": 1}, {"user_id": a, "points": 2}]}),
+    ] {
+        expect_problem(
+            post_with_key(app, &awards, &c.staff, &new_key(), body).await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        )
+        .await;
+    }
+    let unknown_field = json!({"memo": "x", "awards": [{"user_id": a, "points": 1}], "bonus": 100});
+    expect_problem(
+        post_with_key(app, &awards, &c.staff, &new_key(), unknown_field).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+    )
+    .await;
+    let not_a_user = json!({"memo": "x", "awards": [{"user_id": "li.hua", "points": 1}]});
+    expect_problem(
+        post_with_key(app, &awards, &c.staff, &new_key(), not_a_user).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+    )
+    .await;
+    // The key is required and must be sane.
+    expect_problem(
+        app.post(&awards, &c.staff, line(json!(5))).await,
+        StatusCode::BAD_REQUEST,
+        "idempotency_key_required",
+    )
+    .await;
+    expect_problem(
+        post_with_key(app, &awards, &c.staff, &"k".repeat(256), line(json!(5))).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_idempotency_key",
+    )
+    .await;
+    expect_problem(
+        post_with_key(app, &awards, &c.staff, "has space", line(json!(5))).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_idempotency_key",
+    )
+    .await;
+    // Deductions and reversals likewise.
+    for points in [0, -1, 2_000_000] {
+        expect_problem(deduct_response(app, &c, &a, points).await, StatusCode::BAD_REQUEST, "validation_failed").await;
+    }
+    expect_problem(
+        reverse_response(app, &c, &uuid::Uuid::now_v7().to_string()).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_eq!(head_sequence(app, &c).await, before, "nothing was written");
+    assert_eq!(balance(app, &c, &a).await, 50);
+}
+
+async fn idempotency_keys_replay_and_protect(app: &TestApp) {
+    let c = community(app, "幂等", 1).await;
+    let a = user(&c.residents[0]).to_owned();
+    let awards = c.path("/awards");
+    let body = json!({"memo": "清理楼道", "awards": [{"user_id": a, "points": 10}]});
+    let key = new_key();
+
+    let first =
+        expect_status(post_with_key(app, &awards, &c.staff, &key, body.clone()).await, StatusCode::CREATED).await;
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let location = first.headers()["location"].clone();
+    let first = first.text().await.unwrap();
+    let again =
+        expect_status(post_with_key(app, &awards, &c.staff, &key, body.clone()).await, StatusCode::CREATED).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()["location"], location);
+    assert_eq!(again.text().await.unwrap(), first, "the same answer, byte for byte");
+    assert_eq!(balance(app, &c, &a).await, 10, "awarded once");
+
+    // The same key for a different request is refused.
+    let different = json!({"memo": "清理楼道", "awards": [{"user_id": a, "points": 11}]});
+    expect_problem(
+        post_with_key(app, &awards, &c.staff, &key, different).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
+    // Keys belong to their user: another staff member's identical key is a new request.
+    let (_, other_staff) = app.member_with_token(&c.admin, &c.id, "second.staff", &["staff"]).await;
+    expect_status(post_with_key(app, &awards, &other_staff, &key, body.clone()).await, StatusCode::CREATED).await;
+    assert_eq!(balance(app, &c, &a).await, 20);
+
+    // A request refused by validation does not use up its key.
+    let fresh = new_key();
+    let invalid = json!({"memo": "清理楼道", "awards": [{"user_id": a, "points": 0}]});
+    expect_problem(
+        post_with_key(app, &awards, &c.staff, &fresh, invalid).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    expect_status(post_with_key(app, &awards, &c.staff, &fresh, body.clone()).await, StatusCode::CREATED).await;
+
+    // A refusal once the request ran is part of the answer: replayed, even after a top-up.
+    let deduction = json!({"user_id": a, "points": 1000, "memo": "x"});
+    let refused_key = new_key();
+    expect_problem(
+        post_with_key(app, &c.path("/deductions"), &c.staff, &refused_key, deduction.clone()).await,
+        StatusCode::CONFLICT,
+        "insufficient_points",
+    )
+    .await;
+    award(app, &c, &[(&a, 2000)]).await;
+    let replayed = post_with_key(app, &c.path("/deductions"), &c.staff, &refused_key, deduction).await;
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    expect_problem(replayed, StatusCode::CONFLICT, "insufficient_points").await;
+    check_invariants(app).await;
+}
+
+async fn parallel_deductions_never_overdraw(app: &TestApp) {
+    let c = community(app, "并发扣", 1).await;
+    let a = user(&c.residents[0]).to_owned();
+    award(app, &c, &[(&a, 100)]).await;
+    let responses = join_all((0..50).map(|_| deduct_response(app, &c, &a, 30))).await;
+    let mut succeeded = 0;
+    for response in responses {
+        match response.status() {
+            StatusCode::CREATED => succeeded += 1,
+            _ => {
+                expect_problem(response, StatusCode::CONFLICT, "insufficient_points").await;
+            }
+        }
+    }
+    assert_eq!(succeeded, 3);
+    assert_eq!(balance(app, &c, &a).await, 10);
+    assert_eq!(head_sequence(app, &c).await, 4);
+    check_invariants(app).await;
+}
+
+async fn parallel_requests_with_one_key_have_one_effect(app: &TestApp) {
+    let c = community(app, "并发键", 1).await;
+    let a = user(&c.residents[0]).to_owned();
+    let key = new_key();
+    let body = json!({"memo": "x", "awards": [{"user_id": a, "points": 7}]});
+    let path = c.path("/awards");
+    let responses = join_all((0..20).map(|_| post_with_key(app, &path, &c.staff, &key, body.clone()))).await;
+    let mut bodies = Vec::new();
+    for response in responses {
+        match response.status() {
+            StatusCode::CREATED => bodies.push(response.text().await.unwrap()),
+            _ => {
+                expect_problem(response, StatusCode::CONFLICT, "idempotency_in_progress").await;
+            }
+        }
+    }
+    assert!(!bodies.is_empty());
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "every success carries the same body");
+    assert_eq!(balance(app, &c, &a).await, 7, "one effect");
+    assert_eq!(head_sequence(app, &c).await, 1);
+    check_invariants(app).await;
+}
+
+async fn a_transaction_is_reversed_at_most_once(app: &TestApp) {
+    let c = community(app, "冲正", 1).await;
+    let a = user(&c.residents[0]).to_owned();
+    let awarded = award(app, &c, &[(&a, 40)]).await;
+    let id = awarded["id"].as_str().unwrap();
+    let responses = join_all((0..10).map(|_| reverse_response(app, &c, id))).await;
+    let mut reversals = Vec::new();
+    for response in responses {
+        match response.status() {
+            StatusCode::CREATED => reversals.push(json_of(response).await),
+            _ => {
+                expect_problem(response, StatusCode::CONFLICT, "already_reversed").await;
+            }
+        }
+    }
+    assert_eq!(reversals.len(), 1);
+    let reversal = &reversals[0];
+    assert_eq!(reversal["kind"], "reversal");
+    assert_eq!(reversal["reverses_id"], id);
+    assert_eq!(balance(app, &c, &a).await, 0);
+    let original = json_of(app.get(&c.path(&format!("/transactions/{id}")), &c.staff).await).await;
+    assert_eq!(original["reversed_by"], reversal["id"]);
+    // A reversal is not itself reversible.
+    expect_problem(
+        reverse_response(app, &c, reversal["id"].as_str().unwrap()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not_reversible",
+    )
+    .await;
+    let account = json_of(app.get(&c.path(&format!("/accounts/{a}")), &c.staff).await).await;
+    assert_eq!(account["lifetime_earned"], 0, "a reversed award was never earned");
+    check_invariants(app).await;
+}
+
+async fn reversals_take_back_the_same_points_first(app: &TestApp) {
+    let c = community(app, "冲正批", 1).await;
+    let a = user(&c.residents[0]).to_owned();
+    let first = award(app, &c, &[(&a, 30)]).await;
+    award(app, &c, &[(&a, 50)]).await;
+    // Spends 40: 30 from the first lot, 10 from the second (same expiry: oldest first).
+    let deduction = json_of(expect_status(deduct_response(app, &c, &a, 40).await, StatusCode::CREATED).await).await;
+    // Reversing the first award: nothing of it remains, so 30 come from the rest.
+    expect_status(reverse_response(app, &c, first["id"].as_str().unwrap()).await, StatusCode::CREATED).await;
+    assert_eq!(balance(app, &c, &a).await, 10);
+    // Reversing the deduction gives 40 back, to the lots they came from.
+    expect_status(reverse_response(app, &c, deduction["id"].as_str().unwrap()).await, StatusCode::CREATED).await;
+    assert_eq!(balance(app, &c, &a).await, 50);
+    check_invariants(app).await;
+
+    // An award whose points were spent cannot be taken back beyond the balance.
+    let big = award(app, &c, &[(&a, 100)]).await;
+    expect_status(deduct_response(app, &c, &a, 140).await, StatusCode::CREATED).await;
+    expect_problem(
+        reverse_response(app, &c, big["id"].as_str().unwrap()).await,
+        StatusCode::CONFLICT,
+        "insufficient_points",
+    )
+    .await;
+    assert_eq!(balance(app, &c, &a).await, 10);
+    check_invariants(app).await;
+}
+
+async fn the_ledger_is_append_only_and_tampering_is_found(app: &TestApp) {
+    use diesel::prelude::*;
+    use jifen::db::DbConnection;
+
+    let c = community(app, "链", 2).await;
+    let (a, b) = (user(&c.residents[0]).to_owned(), user(&c.residents[1]).to_owned());
+    award(app, &c, &[(&a, 30), (&b, 30)]).await;
+    let second = award(app, &c, &[(&a, 5)]).await;
+    expect_status(deduct_response(app, &c, &b, 10).await, StatusCode::CREATED).await;
+    expect_status(reverse_response(app, &c, second["id"].as_str().unwrap()).await, StatusCode::CREATED).await;
+    let verified = json_of(app.get(&c.path("/ledger/verify"), &c.auditor).await).await;
+    assert_eq!(
+        verified,
+        json!({"ok": true, "transactions_checked": 4, "first_bad_sequence": null, "head": verified["head"].clone()})
+    );
+    assert_eq!(verified["head"]["sequence"], 4);
+    let admin_view =
+        json_of(expect_status(app.get(&c.path("/ledger/verify"), &c.admin).await, StatusCode::OK).await).await;
+    assert_eq!(admin_view, verified);
+    expect_problem(app.get(&c.path("/ledger/verify"), &c.staff).await, StatusCode::FORBIDDEN, "forbidden").await;
+
+    let db = app.database();
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.blocking_connection().unwrap();
+        // The database refuses changes to the ledger.
+        for statement in [
+            format!("UPDATE ledger_postings SET amount = amount + 1 WHERE transaction_id = '{second_id}'"),
+            format!("DELETE FROM ledger_postings WHERE transaction_id = '{second_id}'"),
+            format!("UPDATE ledger_transactions SET memo = 'changed' WHERE id = '{second_id}'"),
+            format!("DELETE FROM ledger_transactions WHERE id = '{second_id}'"),
+        ] {
+            let refused = diesel::sql_query(&statement).execute(&mut *conn);
+            assert!(
+                refused.as_ref().is_err_and(|err| err.to_string().contains("append-only")),
+                "{statement}: {refused:?}"
+            );
+        }
+        // A rogue DBA turns the protection off and changes one amount of sequence 2.
+        let rogue: &[&str] = match &*conn {
+            DbConnection::Postgresql(_) => {
+                &["ALTER TABLE ledger_postings DISABLE TRIGGER USER", "ALTER TABLE ledger_postings ENABLE TRIGGER USER"]
+            }
+            DbConnection::Sqlite(_) => &["DROP TRIGGER ledger_postings_no_update", ""],
+        };
+        diesel::sql_query(rogue[0]).execute(&mut *conn).unwrap();
+        diesel::sql_query(format!(
+            "UPDATE ledger_postings SET amount = 50 WHERE transaction_id = '{second_id}' AND amount = 5"
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+        if !rogue[1].is_empty() {
+            diesel::sql_query(rogue[1]).execute(&mut *conn).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let tampered = json_of(app.get(&c.path("/ledger/verify"), &c.auditor).await).await;
+    assert_eq!(tampered["ok"], false);
+    assert_eq!(tampered["first_bad_sequence"], 2);
+    assert_eq!(tampered["transactions_checked"], 1);
+}
+
+async fn roles_and_communities_bound_the_ledger(app: &TestApp) {
+    let c = community(app, "界甲", 1).await;
+    let other = community(app, "界乙", 1).await;
+    let a = user(&c.residents[0]).to_owned();
+    let awarded = award(app, &c, &[(&a, 10)]).await;
+    let tx = awarded["id"].as_str().unwrap();
+    // Staff of another community: every ledger endpoint of this one is 404.
+    let body = json!({"memo": "x", "awards": [{"user_id": a, "points": 5}]});
+    expect_problem(
+        post_with_key(app, &c.path("/awards"), &other.staff, &new_key(), body).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    for path in [
+        c.path("/transactions"),
+        c.path(&format!("/transactions/{tx}")),
+        c.path(&format!("/accounts/{a}")),
+        c.path("/ledger/verify"),
+    ] {
+        expect_problem(app.get(&path, &other.staff).await, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let reversal = post_with_key(
+        app,
+        &c.path(&format!("/transactions/{tx}/reversal")),
+        &other.staff,
+        &new_key(),
+        json!({"memo": "x"}),
+    )
+    .await;
+    expect_problem(reversal, StatusCode::NOT_FOUND, "not_found").await;
+    // This community's transaction does not exist in the other one.
+    expect_problem(
+        app.get(&other.path(&format!("/transactions/{tx}")), &other.staff).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    // A street or district id is not a community.
+    let street = json_of(app.get("/api/v1/units?kind=street", &c.admin).await).await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_problem(
+        app.get(&format!("/api/v1/communities/{street}/transactions"), &c.admin).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    // Auditors read everything and write nothing.
+    expect_status(app.get(&c.path("/transactions"), &c.auditor).await, StatusCode::OK).await;
+    expect_problem(deduct_auditor(app, &c, &a).await, StatusCode::FORBIDDEN, "forbidden").await;
+}
+
+async fn deduct_auditor(app: &TestApp, c: &crate::ledger_helpers::Community, user_id: &str) -> reqwest::Response {
+    post_with_key(
+        app,
+        &c.path("/deductions"),
+        &c.auditor,
+        &new_key(),
+        json!({"user_id": user_id, "points": 1, "memo": "x"}),
+    )
+    .await
+}
+
+both_backends!(points_expire_oldest_first_at_local_midnight);
+
+async fn run_maintenance(app: &TestApp, at: &str) -> usize {
+    let db = app.database();
+    let now = chrono::DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&chrono::Utc);
+    let report = tokio::task::spawn_blocking(move || jifen::maintenance::run_once(&db, now)).await.unwrap().unwrap();
+    report.expect("no other server runs maintenance").expiry_transactions
+}
+
+async fn points_expire_oldest_first_at_local_midnight(app: &TestApp) {
+    let mut c = community(app, "过期", 1).await;
+    let a = c.residents[0].0.clone();
+    let a = a.as_str();
+    let policy = json!({"expiry_policy": {"policy": "days", "days": 30}});
+    let unit = json_of(
+        expect_status(app.patch(&format!("/api/v1/units/{}", c.id), &c.admin, policy).await, StatusCode::OK).await,
+    )
+    .await;
+    assert_eq!(unit["expiry_policy"], json!({"policy": "days", "days": 30}));
+
+    // 10:00 on 27 November in Shanghai: expires at the local midnight ending 27 December.
+    app.clock.set(chrono::DateTime::parse_from_rfc3339("2026-11-27T02:00:00Z").unwrap().into());
+    award(app, &c, &[(a, 10)]).await;
+    // 01:00 on 28 November in Shanghai (still the 27th in UTC): one day later.
+    app.clock.set(chrono::DateTime::parse_from_rfc3339("2026-11-27T17:00:00Z").unwrap().into());
+    c.sign_in_again(app).await;
+    award(app, &c, &[(a, 20)]).await;
+    // A deduction takes the soonest-expiring points first: all 10 of the first lot, 5 of the second.
+    expect_status(deduct_response(app, &c, a, 15).await, StatusCode::CREATED).await;
+
+    app.clock.set(chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").unwrap().into());
+    c.sign_in_again(app).await;
+    let account = json_of(app.get(&c.path("/accounts/me"), &c.residents[0].1).await).await;
+    assert_eq!(account["balance"], 15);
+    assert_eq!(account["expiring"], json!([{"expires_at": "2026-12-28T16:00:00Z", "points": 15}]));
+
+    // One second before local midnight nothing expires; at midnight the 15 points do.
+    assert_eq!(run_maintenance(app, "2026-12-28T15:59:59Z").await, 0);
+    assert_eq!(balance(app, &c, a).await, 15);
+    assert_eq!(run_maintenance(app, "2026-12-28T16:00:00Z").await, 1);
+    assert_eq!(balance(app, &c, a).await, 0);
+    assert_eq!(run_maintenance(app, "2026-12-28T16:10:00Z").await, 0, "expiring twice expires nothing");
+    let expiries = json_of(app.get(&c.path("/transactions?kind=expiry"), &c.auditor).await).await;
+    let expiry = &expiries["items"][0];
+    assert_eq!(expiry["actor_id"], Value::Null);
+    assert_eq!(expiry["postings"][0]["amount"], -15);
+    assert_eq!(expiry["postings"][1]["account_kind"], "expiry");
+    assert_eq!(head_sequence(app, &c).await, 4);
+    check_invariants(app).await;
+}

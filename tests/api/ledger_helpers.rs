@@ -1,0 +1,148 @@
+//! Setting up a community with staff and residents, writing to the ledger, and
+//! checking the ledger's invariants straight from the database.
+
+use diesel::prelude::*;
+use jifen::db::schema::{accounts, ledger_heads, ledger_postings, ledger_transactions, lots};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, expect_status, id, json_of};
+
+pub struct Community {
+    name: String,
+    pub id: String,
+    pub admin: String,
+    pub staff: String,
+    pub auditor: String,
+    /// (user id, access token) of each active resident.
+    pub residents: Vec<(String, String)>,
+}
+
+impl Community {
+    pub fn path(&self, rest: &str) -> String {
+        format!("/api/v1/communities/{}{rest}", self.id)
+    }
+}
+
+/// A community with one staff member, one street auditor and `residents` active residents.
+pub async fn community(app: &TestApp, name: &str, residents: usize) -> Community {
+    let admin = app.admin().await;
+    let tree = app.community_tree(&admin, name).await;
+    let community_id = id(&tree.community).to_owned();
+    let (_, staff) = app.member_with_token(&admin, &community_id, &format!("{name}.staff"), &["staff"]).await;
+    let (_, auditor) = app.member_with_token(&admin, id(&tree.street), &format!("{name}.auditor"), &["auditor"]).await;
+    let mut members = Vec::new();
+    for n in 0..residents {
+        members.push(app.member_with_token(&admin, &community_id, &format!("{name}.resident{n}"), &["resident"]).await);
+    }
+    Community { name: name.to_owned(), id: community_id, admin, staff, auditor, residents: members }
+}
+
+impl Community {
+    /// Signs everyone in again: after the test clock jumps, their access tokens have expired.
+    pub async fn sign_in_again(&mut self, app: &TestApp) {
+        let name = &self.name;
+        self.admin = app.admin().await;
+        self.staff = app.login(&format!("{name}.staff"), PASSWORD).await;
+        self.auditor = app.login(&format!("{name}.auditor"), PASSWORD).await;
+        for (n, resident) in self.residents.iter_mut().enumerate() {
+            resident.1 = app.login(&format!("{name}.resident{n}"), PASSWORD).await;
+        }
+    }
+}
+
+pub fn new_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub async fn post_with_key(app: &TestApp, path: &str, token: &str, key: &str, body: Value) -> Response {
+    app.client.post(app.url(path)).bearer_auth(token).header("Idempotency-Key", key).json(&body).send().await.unwrap()
+}
+
+pub async fn award(app: &TestApp, community: &Community, lines: &[(&str, i64)]) -> Value {
+    let awards: Vec<Value> =
+        lines.iter().map(|(user_id, points)| json!({"user_id": user_id, "points": points})).collect();
+    let body = json!({"memo": "参加志愿服务", "rule_code": "volunteering", "awards": awards});
+    let response = post_with_key(app, &community.path("/awards"), &community.staff, &new_key(), body).await;
+    json_of(expect_status(response, StatusCode::CREATED).await).await
+}
+
+pub async fn deduct_response(app: &TestApp, community: &Community, user_id: &str, points: i64) -> Response {
+    let body = json!({"user_id": user_id, "points": points, "memo": "高空抛物"});
+    post_with_key(app, &community.path("/deductions"), &community.staff, &new_key(), body).await
+}
+
+pub async fn reverse_response(app: &TestApp, community: &Community, transaction_id: &str) -> Response {
+    let path = community.path(&format!("/transactions/{transaction_id}/reversal"));
+    post_with_key(app, &path, &community.staff, &new_key(), json!({"memo": "录错了"})).await
+}
+
+pub async fn balance(app: &TestApp, community: &Community, user_id: &str) -> i64 {
+    let account = json_of(
+        expect_status(
+            app.get(&community.path(&format!("/accounts/{user_id}")), &community.staff).await,
+            StatusCode::OK,
+        )
+        .await,
+    )
+    .await;
+    account["balance"].as_i64().unwrap()
+}
+
+pub async fn head_sequence(app: &TestApp, community: &Community) -> i64 {
+    let verified = json_of(
+        expect_status(app.get(&community.path("/ledger/verify"), &community.auditor).await, StatusCode::OK).await,
+    )
+    .await;
+    assert_eq!(verified["ok"], true, "{verified}");
+    verified["head"]["sequence"].as_i64().unwrap()
+}
+
+/// The invariants of the ledger, read from the database: every community's
+/// postings sum to zero; every resident's balance equals the sum of their postings
+/// and of their lots' remaining points, and is never negative; chain sequences run
+/// 1..n without gaps and end at the head.
+pub async fn check_invariants(app: &TestApp) {
+    let db = app.database();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.blocking_connection().unwrap();
+        let conn = &mut *conn;
+        let communities: Vec<(String, i64)> =
+            ledger_heads::table.select((ledger_heads::community_id, ledger_heads::sequence)).load(conn).unwrap();
+        for (community_id, head) in communities {
+            let mut sequences: Vec<i64> = ledger_transactions::table
+                .filter(ledger_transactions::community_id.eq(&community_id))
+                .select(ledger_transactions::sequence)
+                .load(conn)
+                .unwrap();
+            sequences.sort_unstable();
+            assert_eq!(sequences, (1..=head).collect::<Vec<_>>(), "gap-free chain in {community_id}");
+            let amounts: Vec<i64> = ledger_postings::table
+                .inner_join(ledger_transactions::table)
+                .filter(ledger_transactions::community_id.eq(&community_id))
+                .select(ledger_postings::amount)
+                .load(conn)
+                .unwrap();
+            assert_eq!(amounts.iter().sum::<i64>(), 0, "postings of {community_id} sum to zero");
+        }
+        let residents: Vec<(String, i64, i64)> = accounts::table
+            .filter(accounts::kind.eq("resident"))
+            .select((accounts::id, accounts::balance, accounts::held))
+            .load(conn)
+            .unwrap();
+        for (account_id, balance, held) in residents {
+            assert!(balance >= 0 && held >= 0, "account {account_id} is negative: {balance}/{held}");
+            let posted: Vec<i64> = ledger_postings::table
+                .filter(ledger_postings::account_id.eq(&account_id))
+                .select(ledger_postings::amount)
+                .load(conn)
+                .unwrap();
+            let in_lots: Vec<i64> =
+                lots::table.filter(lots::account_id.eq(&account_id)).select(lots::remaining).load(conn).unwrap();
+            assert_eq!(posted.iter().sum::<i64>(), balance + held, "account {account_id}: balance equals its postings");
+            assert_eq!(in_lots.iter().sum::<i64>(), balance + held, "account {account_id}: balance equals its lots");
+        }
+    })
+    .await
+    .unwrap();
+}
