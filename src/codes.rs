@@ -14,3 +14,8 @@ pub fn random_code(len: usize) -> String {
 pub fn normalize_code(input: &str) -> String {
     input.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect()
 }
+
+/// Whether `code` (normalised) could have been made by [`random_code`].
+pub fn is_code(code: &str) -> bool {
+    !code.is_empty() && code.bytes().all(|b| ALPHABET.contains(&b))
+}

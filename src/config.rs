@@ -135,7 +135,8 @@ fn data_folder(database: &Path) -> PathBuf {
 fn load_or_create_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let path = dir.join(JWT_SECRET_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(secret) => return Ok(secret.trim().as_bytes().to_vec()),
+        Ok(secret) if secret.trim().len() >= MIN_JWT_SECRET_BYTES => return Ok(secret.trim().as_bytes().to_vec()),
+        Ok(_) => anyhow::bail!("the token secret in {} is shorter than {MIN_JWT_SECRET_BYTES} bytes", path.display()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => anyhow::bail!("cannot read {}: {err}", path.display()),
     }
@@ -148,7 +149,12 @@ fn load_or_create_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(|err| anyhow::anyhow!("cannot create {}: {err}", path.display()))?;
+    let mut file = match options.open(&path) {
+        Ok(file) => file,
+        // Another process created it a moment ago: use theirs.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return load_or_create_secret(dir),
+        Err(err) => anyhow::bail!("cannot create {}: {err}", path.display()),
+    };
     file.write_all(secret.as_bytes())?;
     file.sync_all()?;
     tracing::info!(path = %path.display(), "generated a token signing secret");

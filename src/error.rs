@@ -287,6 +287,18 @@ impl From<diesel::result::Error> for ApiError {
                 Self::new(ErrorCode::ServiceUnavailable, "a concurrent change got in the way; retry")
                     .with_header(header::RETRY_AFTER, "1")
             }
+            // PostgreSQL refuses NUL characters in text; input checks should have caught them.
+            Error::DatabaseError(_, info) if info.message().contains("invalid byte sequence") => {
+                Self::validation("text must not contain NUL or other control characters")
+            }
+            // SQLite's busy timeout ran out, or PostgreSQL broke a deadlock: transient.
+            Error::DatabaseError(_, info)
+                if info.message().contains("database is locked") || info.message().contains("deadlock detected") =>
+            {
+                tracing::warn!(error = info.message(), "transient database conflict");
+                Self::new(ErrorCode::ServiceUnavailable, "the database is busy; retry shortly")
+                    .with_header(header::RETRY_AFTER, "1")
+            }
             other => Self::internal(other),
         }
     }

@@ -3,8 +3,11 @@
 //! this output, committed; a test fails when they drift apart.
 
 use actix_router::ResourceDef;
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::ALLOW;
+use actix_web::middleware::Next;
 use actix_web::{App, HttpRequest, web};
 use utoipa::openapi::path::PathItem;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -134,6 +137,25 @@ pub struct RouteTable {
     routes: Vec<(ResourceDef, Vec<Method>)>,
 }
 
+/// Serves only what the contract documents: a route registered without its
+/// description (or a method it does not list) answers as if it did not exist.
+pub async fn only_documented(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if let (Some(pattern), Some(routes)) = (req.match_pattern(), req.app_data::<web::Data<RouteTable>>()) {
+        let documented = routes
+            .routes
+            .iter()
+            .any(|(def, methods)| def.pattern() == Some(pattern.as_str()) && methods.contains(req.method()));
+        if !documented {
+            let error = unmatched_error(req.request(), routes);
+            return Ok(req.error_response(error));
+        }
+    }
+    next.call(req).await
+}
+
 fn methods_of(item: &PathItem) -> Vec<Method> {
     [
         (&item.get, Method::GET),
@@ -161,12 +183,16 @@ impl RouteTable {
 
 /// The answer for requests no route matched.
 pub async fn unmatched(req: HttpRequest, routes: web::Data<RouteTable>) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(match routes.methods_for(req.path()) {
+    Err(unmatched_error(&req, &routes))
+}
+
+fn unmatched_error(req: &HttpRequest, routes: &RouteTable) -> ApiError {
+    match routes.methods_for(req.path()) {
         Some(methods) => {
             let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
             ApiError::new(ErrorCode::MethodNotAllowed, format!("{} is not supported here; use {allow}", req.method()))
                 .with_header(ALLOW, allow)
         }
         None => ApiError::new(ErrorCode::NotFound, format!("no resource at {}", req.path())),
-    })
+    }
 }

@@ -18,7 +18,7 @@ use crate::db::{Database, DbConnection, new_id};
 use crate::error::ApiError;
 use crate::openapi::{self, RouteTable};
 use crate::telemetry;
-use crate::units::model::{Membership, MembershipStatus, Unit, UnitKind};
+use crate::units::model::{Membership, MembershipStatus, Roles, Unit, UnitKind};
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -81,7 +81,9 @@ impl Application {
                     .into_utoipa_app(),
             )
             .split_for_parts();
-            app.default_service(web::to(openapi::unmatched)).wrap(from_fn(telemetry::request_context))
+            app.default_service(web::to(openapi::unmatched))
+                .wrap(from_fn(openapi::only_documented))
+                .wrap(from_fn(telemetry::request_context))
         })
         .listen(listener)?
         .run();
@@ -170,36 +172,10 @@ fn create_admin(
     password_hash: String,
     now: chrono::NaiveDateTime,
 ) -> anyhow::Result<()> {
-    let user = User {
-        id: new_id(),
-        username: username.to_owned(),
-        display_name: username.to_owned(),
-        phone: None,
-        password_hash,
-        failed_logins: 0,
-        locked_until: None,
-        password_changed_at: now,
-        created_at: now,
-        updated_at: now,
-    };
+    let user = User::new(username.to_owned(), username.to_owned(), None, password_hash, now);
     user.insert(conn)?;
-    Membership {
-        id: new_id(),
-        unit_id: platform.id.clone(),
-        user_id: user.id.clone(),
-        status: MembershipStatus::Active.as_str().to_owned(),
-        is_admin: true,
-        is_staff: false,
-        is_auditor: false,
-        is_resident: false,
-        household_compound: None,
-        household_building: None,
-        household_unit: None,
-        household_room: None,
-        created_at: now,
-        updated_at: now,
-    }
-    .insert(conn)?;
+    let admin = Roles { admin: true, ..Roles::default() };
+    Membership::new(&platform.id, &user.id, admin, MembershipStatus::Active, now).insert(conn)?;
     Ok(())
 }
 

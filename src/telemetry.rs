@@ -43,7 +43,14 @@ pub async fn request_context(
     let span = tracing::info_span!("request", request_id = %request_id);
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let mut response = next.call(req).instrument(span.clone()).await?;
+    let mut response = match next.call(req).instrument(span.clone()).await {
+        Ok(response) => response,
+        Err(err) => {
+            let status = err.as_response_error().status_code().as_u16();
+            span.in_scope(|| tracing::info!(%method, %path, status, "request failed before a response"));
+            return Err(err);
+        }
+    };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

@@ -28,6 +28,18 @@ pub fn text(field: &str, input: &str, max_chars: usize) -> Result<String, ApiErr
     Ok(value.to_owned())
 }
 
+/// Like [`text`], but line breaks and tabs are allowed (memos, descriptions).
+pub fn multiline_text(field: &str, input: &str, max_chars: usize) -> Result<String, ApiError> {
+    let value = input.trim();
+    let allowed = |c: char| !c.is_control() || matches!(c, '\n' | '\r' | '\t');
+    if value.is_empty() || value.chars().count() > max_chars || !value.chars().all(allowed) {
+        return Err(ApiError::validation(format!(
+            "{field} must be 1 to {max_chars} characters without control characters other than line breaks"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
 /// An optional text: blank counts as absent.
 pub fn optional_text(field: &str, input: Option<&str>, max_chars: usize) -> Result<Option<String>, ApiError> {
     match input.map(str::trim) {

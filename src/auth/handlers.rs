@@ -1,5 +1,6 @@
 //! HTTP endpoints of sign-in, registration and the caller's own profile.
 
+use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{HttpResponse, get, patch, post, put, web};
 
 use crate::auth::api::{
@@ -25,9 +26,14 @@ use crate::startup::AppState;
     )
 )]
 #[post("/auth/login")]
-pub async fn login(state: web::Data<AppState>, body: web::Json<LoginRequest>) -> ApiResult<web::Json<TokenResponse>> {
+pub async fn login(state: web::Data<AppState>, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
     let LoginRequest { username, password } = body.into_inner();
-    Ok(web::Json(service::login(&state, username, password).await?))
+    Ok(tokens(service::login(&state, username, password).await?))
+}
+
+/// Token responses must not be cached anywhere (RFC 6749 §5.1).
+fn tokens(tokens: TokenResponse) -> HttpResponse {
+    HttpResponse::Ok().insert_header(CacheControl(vec![CacheDirective::NoStore])).json(tokens)
 }
 
 /// Exchange a refresh token for a new token pair.

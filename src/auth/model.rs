@@ -24,6 +24,8 @@ pub struct User {
     pub password_changed_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Lower-cased username and display name, for member search.
+    pub search_text: String,
 }
 
 #[derive(Debug, Default, AsChangeset)]
@@ -32,9 +34,36 @@ pub struct UserChanges {
     pub display_name: Option<String>,
     pub phone: Option<Option<String>>,
     pub updated_at: Option<NaiveDateTime>,
+    pub search_text: Option<String>,
+}
+
+fn search_text(username: &str, display_name: &str) -> String {
+    format!("{username} {display_name}").to_lowercase()
 }
 
 impl User {
+    pub fn new(
+        username: String,
+        display_name: String,
+        phone: Option<String>,
+        password_hash: String,
+        now: NaiveDateTime,
+    ) -> Self {
+        User {
+            id: crate::db::new_id(),
+            search_text: search_text(&username, &display_name),
+            username,
+            display_name,
+            phone,
+            password_hash,
+            failed_logins: 0,
+            locked_until: None,
+            password_changed_at: now,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
         diesel::insert_into(users::table).values(self).execute(conn).map(drop)
     }
@@ -51,8 +80,12 @@ impl User {
         diesel::select(diesel::dsl::exists(users::table.filter(users::username.eq(username)))).get_result(conn)
     }
 
-    pub fn update(conn: &mut DbConnection, id: &str, changes: &UserChanges) -> QueryResult<User> {
-        diesel::update(users::table.find(id)).set(changes).execute(conn)?;
+    pub fn update(conn: &mut DbConnection, user: &User, changes: &mut UserChanges) -> QueryResult<User> {
+        if let Some(display_name) = &changes.display_name {
+            changes.search_text = Some(search_text(&user.username, display_name));
+        }
+        let id = &user.id;
+        diesel::update(users::table.find(id)).set(&*changes).execute(conn)?;
         users::table.find(id).select(User::as_select()).first(conn)
     }
 

@@ -7,11 +7,11 @@ use crate::auth::model::{RefreshToken, User, UserChanges};
 use crate::auth::password::{self, Verification};
 use crate::auth::principal::Principal;
 use crate::auth::tokens::{ACCESS_TOKEN_TTL, REFRESH_TOKEN_TTL, TokenKeys};
-use crate::codes::normalize_code;
+use crate::codes::{is_code, normalize_code};
 use crate::db::{DbConnection, new_id};
 use crate::error::{ApiError, ApiResult, ErrorCode, unique_violation_as};
 use crate::startup::AppState;
-use crate::units::model::{Membership, MembershipStatus, Unit};
+use crate::units::model::{Membership, MembershipStatus, Roles, Unit};
 use crate::validation;
 
 /// A client that lost the answer to a refresh may retry with the same refresh
@@ -60,8 +60,11 @@ pub async fn login(state: &AppState, username: String, password: String) -> ApiR
             password::MAX_PASSWORD_CHARS
         )));
     }
-    let username = username.trim().to_lowercase();
-    let user = state.db.read(move |conn| Ok(User::find_by_username(conn, &username)?)).await?;
+    // A name no account can have (e.g. with control characters) is an unknown user.
+    let user = match validation::username(&username) {
+        Ok(username) => state.db.read(move |conn| Ok(User::find_by_username(conn, &username)?)).await?,
+        Err(_) => None,
+    };
     let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
     // Verify (and, when the stored hash is weaker than today's parameters, re-hash)
     // off the async workers; unknown users cost the same as known ones.
@@ -129,6 +132,9 @@ fn rotate(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> ApiResult<Ro
     let Some(token) = RefreshToken::find(conn, id)? else {
         return Ok(Rotation::Invalid);
     };
+    // Token writes of one user go one at a time, so a revocation (logout, password
+    // change, theft) can never miss a successor a concurrent rotation is inserting.
+    User::lock_for_update(conn, &token.user_id)?;
     let successor = new_refresh_token(&token.user_id, Some(&token.family_id), now);
     if RefreshToken::claim(conn, id, &successor.id, now.naive_utc())? {
         successor.insert(conn)?;
@@ -164,6 +170,7 @@ pub async fn logout(state: &AppState, refresh_token: &str) -> ApiResult<()> {
         .db
         .write(move |conn| {
             if let Some(token) = RefreshToken::find(conn, &id)? {
+                User::lock_for_update(conn, &token.user_id)?;
                 RefreshToken::revoke_family(conn, &token.family_id, now)?;
             }
             Ok(())
@@ -178,6 +185,9 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> ApiResult<M
     let phone = validation::phone(request.phone.as_deref())?;
     let household = validation::household(request.household)?;
     let join_code = normalize_code(&request.join_code);
+    if !is_code(&join_code) {
+        return Err(ApiError::new(ErrorCode::InvalidJoinCode, "no community has this join code"));
+    }
     let password = request.password;
     let password_hash = actix_web::web::block(move || password::hash(&password)).await??;
     let now = state.clock.now().naive_utc();
@@ -187,37 +197,12 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> ApiResult<M
             let community = Unit::find_by_join_code(conn, &join_code)?
                 .ok_or_else(|| ApiError::new(ErrorCode::InvalidJoinCode, "no community has this join code"))?;
             if User::username_exists(conn, &username)? {
-                return Err(ApiError::new(ErrorCode::UsernameTaken, "this username is taken"));
+                return Err(ApiError::new(ErrorCode::UsernameTaken, USERNAME_TAKEN));
             }
-            let user = User {
-                id: new_id(),
-                username,
-                display_name,
-                phone,
-                password_hash,
-                failed_logins: 0,
-                locked_until: None,
-                password_changed_at: now,
-                created_at: now,
-                updated_at: now,
-            };
+            let user = User::new(username, display_name, phone, password_hash, now);
             user.insert(conn).map_err(unique_violation_as(ErrorCode::UsernameTaken, USERNAME_TAKEN))?;
-            let mut membership = Membership {
-                id: new_id(),
-                unit_id: community.id.clone(),
-                user_id: user.id.clone(),
-                status: MembershipStatus::Pending.as_str().to_owned(),
-                is_admin: false,
-                is_staff: false,
-                is_auditor: false,
-                is_resident: true,
-                household_compound: None,
-                household_building: None,
-                household_unit: None,
-                household_room: None,
-                created_at: now,
-                updated_at: now,
-            };
+            let resident = Roles { resident: true, ..Roles::default() };
+            let mut membership = Membership::new(&community.id, &user.id, resident, MembershipStatus::Pending, now);
             membership.set_household(household);
             membership.insert(conn)?;
             Ok(MeResponse::new(user, vec![(membership, community)]))
@@ -226,7 +211,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> ApiResult<M
 }
 
 pub async fn update_me(state: &AppState, principal: Principal, request: UpdateMeRequest) -> ApiResult<MeResponse> {
-    let changes = UserChanges {
+    let mut changes = UserChanges {
         display_name: request
             .display_name
             .as_deref()
@@ -234,33 +219,44 @@ pub async fn update_me(state: &AppState, principal: Principal, request: UpdateMe
             .transpose()?,
         phone: request.phone.map(|phone| validation::phone(phone.as_deref())).transpose()?,
         updated_at: Some(state.clock.now().naive_utc()),
+        search_text: None,
     };
-    let user_id = principal.user.id.clone();
-    let user = state.db.write(move |conn| Ok(User::update(conn, &user_id, &changes)?)).await?;
+    let user = principal.user.clone();
+    let user = state.db.write(move |conn| Ok(User::update(conn, &user, &mut changes)?)).await?;
     Ok(MeResponse::new(user, principal.memberships))
 }
 
 pub async fn change_password(state: &AppState, principal: Principal, request: ChangePasswordRequest) -> ApiResult<()> {
     password::validate_new_password(&request.new_password)?;
-    let stored = principal.user.password_hash.clone();
+    let now = state.clock.now();
+    let user = principal.user;
+    let locked = user.is_locked(now);
+    let stored = user.password_hash.clone();
+    // A stolen access token must not become an unlimited password oracle: wrong
+    // current passwords count towards the account lock, as failed sign-ins do.
     let (current_ok, new_hash) = actix_web::web::block(move || {
         let current_ok = matches!(password::verify(&request.current_password, &stored), Verification::Match { .. });
-        (current_ok, current_ok.then(|| password::hash(&request.new_password)))
+        (current_ok, (current_ok && !locked).then(|| password::hash(&request.new_password)))
     })
     .await?;
-    let new_hash = match (current_ok, new_hash) {
-        (true, Some(hash)) => hash?,
-        _ => {
-            return Err(ApiError::new(ErrorCode::CurrentPasswordIncorrect, "the current password is not correct"));
+    let user_id = user.id;
+    let new_hash = match new_hash {
+        Some(hash) => hash?,
+        None => {
+            if !current_ok {
+                state.db.write(move |conn| Ok(User::record_failed_login(conn, &user_id, now)?)).await?;
+            }
+            return Err(ApiError::new(
+                ErrorCode::CurrentPasswordIncorrect,
+                "the current password is not correct, or the account is locked after too many attempts",
+            ));
         }
     };
-    let now = state.clock.now().naive_utc();
-    let user_id = principal.user.id;
     state
         .db
         .write(move |conn| {
-            User::set_password(conn, &user_id, &new_hash, now)?;
-            RefreshToken::revoke_all_of_user(conn, &user_id, now)?;
+            User::set_password(conn, &user_id, &new_hash, now.naive_utc())?;
+            RefreshToken::revoke_all_of_user(conn, &user_id, now.naive_utc())?;
             Ok(())
         })
         .await

@@ -65,6 +65,7 @@ impl TokenKeys {
         // injectable clock; jsonwebtoken would read the system clock.
         validation.validate_exp = false;
         validation.validate_nbf = false;
+        validation.leeway = LEEWAY_SECONDS.unsigned_abs();
         TokenKeys {
             encoding: EncodingKey::from_secret(&access_key),
             decoding: DecodingKey::from_secret(&access_key),

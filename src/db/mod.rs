@@ -122,7 +122,6 @@ pub type PooledDbConnection = PooledConnection<ConnectionManager>;
 /// the same pool.
 #[derive(Clone)]
 pub struct Database {
-    url: DatabaseUrl,
     readers: DbPool,
     writers: DbPool,
 }
@@ -147,13 +146,9 @@ impl Database {
         };
         let readers = build(pool_size).map_err(|err| connect_error(&url, err))?;
         let writers = if url.is_sqlite() { build(1).map_err(|err| connect_error(&url, err))? } else { readers.clone() };
-        let db = Database { url, readers, writers };
+        let db = Database { readers, writers };
         db.migrate()?;
         Ok(db)
-    }
-
-    pub fn url(&self) -> &DatabaseUrl {
-        &self.url
     }
 
     pub fn migrate(&self) -> anyhow::Result<usize> {
@@ -299,7 +294,11 @@ where
             Ok(value)
         }
         Err(err) => {
-            <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
+            // The original error is what the caller must see; a failed rollback only needs logging
+            // (the broken connection is then discarded by the pool).
+            if let Err(rollback) = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn) {
+                tracing::error!(error = %rollback, "rollback failed");
+            }
             Err(err)
         }
     }

@@ -29,6 +29,7 @@ diesel::table! {
         password_changed_at -> Timestamp,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        search_text -> Text,
     }
 }
 

@@ -62,6 +62,27 @@ pub struct NewTransaction {
     pub created_at: NaiveDateTime,
 }
 
+impl NewTransaction {
+    pub fn new(
+        community_id: &str,
+        kind: TransactionKind,
+        memo: String,
+        actor_id: Option<String>,
+        created_at: NaiveDateTime,
+    ) -> Self {
+        NewTransaction {
+            community_id: community_id.to_owned(),
+            kind,
+            rule_code: None,
+            memo,
+            actor_id,
+            cause: None,
+            reverses_id: None,
+            created_at,
+        }
+    }
+}
+
 fn insufficient_points() -> ApiError {
     ApiError::new(ErrorCode::InsufficientPoints, "the resident does not have enough points available")
 }
@@ -218,7 +239,7 @@ async fn check_access(
 }
 
 fn validate_memo(memo: &str) -> ApiResult<String> {
-    validation::text("memo", memo, MAX_MEMO_CHARS)
+    validation::multiline_text("memo", memo, MAX_MEMO_CHARS)
 }
 
 fn validate_rule_code(rule_code: Option<&str>) -> ApiResult<Option<String>> {
@@ -309,16 +330,14 @@ pub async fn award(
                 lots: Some(LotEffect::NewLot { expires_at }),
             });
         }
-        let new = NewTransaction {
-            community_id: community.id.clone(),
-            kind: TransactionKind::Award,
-            rule_code,
+        let mut new = NewTransaction::new(
+            &community.id,
+            TransactionKind::Award,
             memo,
-            actor_id: Some(principal.user.id.clone()),
-            cause: None,
-            reverses_id: None,
-            created_at: now.naive_utc(),
-        };
+            Some(principal.user.id.clone()),
+            now.naive_utc(),
+        );
+        new.rule_code = rule_code;
         let (transaction, postings) = post(conn, new, legs)?;
         created(conn, transaction, &postings)
     })
@@ -352,16 +371,14 @@ pub async fn deduct(
             },
             Leg::system(Account::system(conn, &community.id, AccountKind::Penalty)?, points),
         ];
-        let new = NewTransaction {
-            community_id: community.id.clone(),
-            kind: TransactionKind::Deduction,
-            rule_code,
+        let mut new = NewTransaction::new(
+            &community.id,
+            TransactionKind::Deduction,
             memo,
-            actor_id: Some(principal.user.id.clone()),
-            cause: None,
-            reverses_id: None,
-            created_at: now.naive_utc(),
-        };
+            Some(principal.user.id.clone()),
+            now.naive_utc(),
+        );
+        new.rule_code = rule_code;
         let (transaction, postings) = post(conn, new, legs)?;
         created(conn, transaction, &postings)
     })
@@ -416,16 +433,15 @@ pub async fn reverse(
             };
             legs.push(leg);
         }
-        let new = NewTransaction {
-            community_id: community.id.clone(),
-            kind: TransactionKind::Reversal,
-            rule_code: original.rule_code.clone(),
+        let mut new = NewTransaction::new(
+            &community.id,
+            TransactionKind::Reversal,
             memo,
-            actor_id: Some(principal.user.id.clone()),
-            cause: None,
-            reverses_id: Some(original.id.clone()),
-            created_at: now.naive_utc(),
-        };
+            Some(principal.user.id.clone()),
+            now.naive_utc(),
+        );
+        new.rule_code = original.rule_code.clone();
+        new.reverses_id = Some(original.id.clone());
         let (transaction, postings) = post(conn, new, legs)?;
         created(conn, transaction, &postings)
     })
@@ -687,16 +703,8 @@ pub fn expire_community(conn: &mut DbConnection, community_id: &str, now: DateTi
             Leg { account, amount: -total, earned: 0, spent: 0, lots: Some(LotEffect::Consume { preferred: lots }) },
             Leg::system(expiry_account.clone(), total),
         ];
-        let new = NewTransaction {
-            community_id: community_id.to_owned(),
-            kind: TransactionKind::Expiry,
-            rule_code: None,
-            memo: "points reached their expiry date".to_owned(),
-            actor_id: None,
-            cause: None,
-            reverses_id: None,
-            created_at: now.naive_utc(),
-        };
+        let memo = "points reached their expiry date".to_owned();
+        let new = NewTransaction::new(community_id, TransactionKind::Expiry, memo, None, now.naive_utc());
         post(conn, new, legs)?;
         written += 1;
     }

@@ -133,11 +133,6 @@ impl Roles {
     pub fn is_empty(self) -> bool {
         self == Roles::default()
     }
-
-    /// Roles other than resident: they let a user act on other people's data.
-    pub fn has_official_role(self) -> bool {
-        self.admin || self.staff || self.auditor
-    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -337,9 +332,27 @@ pub struct MemberFilter {
     pub search: Option<String>,
 }
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
 impl Membership {
+    /// A new membership, all roles given, no household yet.
+    pub fn new(unit_id: &str, user_id: &str, roles: Roles, status: MembershipStatus, now: NaiveDateTime) -> Self {
+        Membership {
+            id: crate::db::new_id(),
+            unit_id: unit_id.to_owned(),
+            user_id: user_id.to_owned(),
+            status: status.as_str().to_owned(),
+            is_admin: roles.admin,
+            is_staff: roles.staff,
+            is_auditor: roles.auditor,
+            is_resident: roles.resident,
+            household_compound: None,
+            household_building: None,
+            household_unit: None,
+            household_room: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     pub fn roles(&self) -> Roles {
         Roles { admin: self.is_admin, staff: self.is_staff, auditor: self.is_auditor, resident: self.is_resident }
     }
@@ -440,12 +453,7 @@ impl Membership {
         }
         if let Some(search) = &filter.search {
             let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
-            query = query.filter(
-                lower(users::display_name)
-                    .like(pattern.clone())
-                    .escape('\\')
-                    .or(lower(users::username).like(pattern).escape('\\')),
-            );
+            query = query.filter(users::search_text.like(pattern).escape('\\'));
         }
         if let Some(after) = after {
             query = query.filter(memberships::id.gt(after.to_owned()));

@@ -25,6 +25,7 @@ use crate::units::model::{
     MemberFilter, Membership, MembershipChanges, MembershipStatus, Role, Roles, Unit, UnitChanges, UnitFilter, UnitKind,
 };
 use crate::validation::{self, MAX_NAME_CHARS};
+use uuid::Uuid;
 
 pub const DEFAULT_TIMEZONE: &str = "Asia/Shanghai";
 const JOIN_CODE_LENGTH: usize = 8;
@@ -127,11 +128,11 @@ pub async fn create_unit(
 }
 
 pub async fn list_units(state: &AppState, principal: Principal, query: UnitListQuery) -> ApiResult<Page<UnitResponse>> {
-    let page = PageRequest::<String>::parse(query.limit, query.cursor.as_deref())?;
+    let page = PageRequest::<Uuid>::parse(query.limit, query.cursor.as_deref())?;
     let filter = UnitFilter { kind: query.kind, parent_id: query.parent_id.map(|id| id.to_string()) };
     let roots = principal.visible_roots();
     let fetch = page.fetch_limit();
-    let after = page.after.clone();
+    let after = page.after.map(|id| id.to_string());
     let units =
         state.db.read(move |conn| Ok(Unit::list_within(conn, &roots, &filter, after.as_deref(), fetch)?)).await?;
     Ok(Page::from_rows(
@@ -274,6 +275,14 @@ pub async fn add_member(
         let (user, initial_password) = match (existing_user_id, new_user) {
             (Some(user_id), _) => {
                 let user = User::find(conn, &user_id)?.ok_or_else(|| ApiError::not_found("user"))?;
+                // Only users the caller manages somewhere: others' existence is not revealed.
+                let manages = Membership::of_user(conn, &user.id)?.iter().any(|(_, unit)| {
+                    let roles = principal.roles_on(unit);
+                    roles.admin || roles.staff
+                });
+                if !manages {
+                    return Err(ApiError::not_found("user"));
+                }
                 if Membership::find(conn, &unit.id, &user.id)?.is_some() {
                     return Err(ApiError::new(
                         ErrorCode::AlreadyMember,
@@ -289,40 +298,14 @@ pub async fn add_member(
                 if User::username_exists(conn, &username)? {
                     return Err(ApiError::new(ErrorCode::UsernameTaken, USERNAME_TAKEN));
                 }
-                let user = User {
-                    id: new_id(),
-                    username,
-                    display_name,
-                    phone,
-                    password_hash,
-                    failed_logins: 0,
-                    locked_until: None,
-                    password_changed_at: now,
-                    created_at: now,
-                    updated_at: now,
-                };
+                let user = User::new(username, display_name, phone, password_hash, now);
                 user.insert(conn).map_err(unique_violation_as(ErrorCode::UsernameTaken, USERNAME_TAKEN))?;
                 (user, initial_password)
             }
             (None, None) => return Err(ApiError::validation("give exactly one of user_id and new_user")),
         };
-        let mut membership = Membership {
-            id: new_id(),
-            unit_id: unit.id.clone(),
-            user_id: user.id.clone(),
-            // Added by staff: confirmed at once.
-            status: MembershipStatus::Active.as_str().to_owned(),
-            is_admin: roles.admin,
-            is_staff: roles.staff,
-            is_auditor: roles.auditor,
-            is_resident: roles.resident,
-            household_compound: None,
-            household_building: None,
-            household_unit: None,
-            household_room: None,
-            created_at: now,
-            updated_at: now,
-        };
+        // Added by staff: confirmed at once.
+        let mut membership = Membership::new(&unit.id, &user.id, roles, MembershipStatus::Active, now);
         membership.set_household(household);
         membership.insert(conn).map_err(unique_violation_as(
             ErrorCode::AlreadyMember,
@@ -362,14 +345,14 @@ pub async fn list_members(
     unit_id: String,
     query: MemberListQuery,
 ) -> ApiResult<Page<MemberResponse>> {
-    let page = PageRequest::<String>::parse(query.limit, query.cursor.as_deref())?;
+    let page = PageRequest::<Uuid>::parse(query.limit, query.cursor.as_deref())?;
     let filter = MemberFilter {
         role: query.role,
         status: query.status,
-        search: query.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()),
+        search: validation::optional_text("q", query.q.as_deref(), MAX_NAME_CHARS)?,
     };
     let fetch = page.fetch_limit();
-    let after = page.after.clone();
+    let after = page.after.map(|id| id.to_string());
     let rows = state
         .db
         .read(move |conn| {

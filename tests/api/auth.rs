@@ -19,7 +19,9 @@ both_backends!(
 );
 
 async fn login_returns_a_token_pair(app: &TestApp) {
-    let tokens = app.login_tokens("admin", ADMIN_PASSWORD).await;
+    let response = expect_status(app.login_response("admin", ADMIN_PASSWORD).await, StatusCode::OK).await;
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let tokens = json_of(response).await;
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 900);
     assert!(tokens["refresh_token"].as_str().unwrap().len() > 40);
@@ -210,6 +212,22 @@ async fn password_change_ends_every_session(app: &TestApp) {
     }
     expect_status(app.login_response("admin", ADMIN_PASSWORD).await, StatusCode::UNAUTHORIZED).await;
     app.login("admin", "new password 1").await;
+}
+
+both_backends!(guessing_the_current_password_locks_the_account);
+
+/// A stolen access token is no way around the lock.
+async fn guessing_the_current_password_locks_the_account(app: &TestApp) {
+    let token = app.admin().await;
+    let guess = json!({"current_password": "a wrong guess", "new_password": "new password 1"});
+    for _ in 0..10 {
+        let response = app.request(Method::PUT, "/api/v1/me/password", Some(&token), Some(guess.clone())).await;
+        expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "current_password_incorrect").await;
+    }
+    let right = json!({"current_password": ADMIN_PASSWORD, "new_password": "new password 1"});
+    let response = app.request(Method::PUT, "/api/v1/me/password", Some(&token), Some(right)).await;
+    expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "current_password_incorrect").await;
+    expect_status(app.login_response("admin", ADMIN_PASSWORD).await, StatusCode::UNAUTHORIZED).await;
 }
 
 async fn weak_password_hashes_are_upgraded_at_login(app: &TestApp) {

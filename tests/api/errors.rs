@@ -6,7 +6,37 @@ use serde_json::json;
 use crate::both_backends;
 use crate::helpers::{TestApp, expect_problem, id};
 
-both_backends!(bad_bodies_are_refused_precisely, unknown_routes_methods_and_ids, bad_paging_parameters);
+both_backends!(
+    bad_bodies_are_refused_precisely,
+    unknown_routes_methods_and_ids,
+    bad_paging_parameters,
+    nul_characters_never_reach_the_database
+);
+
+/// PostgreSQL rejects NUL in text with an error; every entry point must refuse it first.
+async fn nul_characters_never_reach_the_database(app: &TestApp) {
+    let admin = app.admin().await;
+    let login = json!({"username": "ad\u{0}min", "password": "whatever password"});
+    expect_problem(
+        app.request(Method::POST, "/api/v1/auth/login", None, Some(login)).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    let register = json!({"join_code": "AB\u{0}CDEFG", "username": "nul.user", "password": "a good password", "display_name": "x"});
+    expect_problem(
+        app.request(Method::POST, "/api/v1/auth/register", None, Some(register)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_join_code",
+    )
+    .await;
+    let unit = json!({"kind": "district", "name": "a\u{0}b"});
+    expect_problem(app.post("/api/v1/units", &admin, unit).await, StatusCode::BAD_REQUEST, "validation_failed").await;
+    // A cursor that decodes to a string with a NUL in it.
+    expect_problem(app.get("/api/v1/units?cursor=IgAi", &admin).await, StatusCode::BAD_REQUEST, "invalid_cursor").await;
+    let me = json!({"display_name": "x\u{0}"});
+    expect_problem(app.patch("/api/v1/me", &admin, me).await, StatusCode::BAD_REQUEST, "validation_failed").await;
+}
 
 async fn bad_bodies_are_refused_precisely(app: &TestApp) {
     let admin = app.admin().await;

@@ -37,15 +37,31 @@ async fn sqlite_connections_are_configured_for_durability() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = jifen::db::Database::connect(jifen::db::DatabaseUrl::Sqlite(dir.path().join("x.db")), 2).unwrap();
-    let mut conn = db.blocking_connection().unwrap();
-    let mut pragma = |name: &str, column: &str| {
-        diesel::sql_query(format!("SELECT CAST({column} AS TEXT) AS value FROM pragma_{name}"))
-            .get_result::<Value>(&mut *conn)
-            .unwrap()
-            .value
+    let pragmas = |conn: &mut jifen::db::DbConnection| {
+        let mut pragma = |name: &str, column: &str| {
+            diesel::sql_query(format!("SELECT CAST({column} AS TEXT) AS value FROM pragma_{name}"))
+                .get_result::<Value>(conn)
+                .unwrap()
+                .value
+        };
+        [
+            pragma("journal_mode", "journal_mode"),
+            pragma("synchronous", "synchronous"),
+            pragma("foreign_keys", "foreign_keys"),
+            pragma("busy_timeout", "timeout"),
+        ]
     };
-    assert_eq!(pragma("journal_mode", "journal_mode"), "wal");
-    assert_eq!(pragma("synchronous", "synchronous"), "2", "FULL");
-    assert_eq!(pragma("foreign_keys", "foreign_keys"), "1");
-    assert_eq!(pragma("busy_timeout", "timeout"), "5000");
+    let expected = ["wal", "2", "1", "5000"].map(str::to_owned);
+    // The writer, and both connections of the reader pool (held at once, so they differ).
+    assert_eq!(pragmas(&mut db.blocking_connection().unwrap()), expected);
+    let readers = db.read(move |first| Ok(pragmas(first))).await.unwrap();
+    assert_eq!(readers, expected);
+    let (one, two) = futures::join!(
+        db.read(move |c| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            Ok(pragmas(c))
+        }),
+        db.read(move |c| Ok(pragmas(c)))
+    );
+    assert_eq!((one.unwrap(), two.unwrap()), (expected.clone(), expected));
 }

@@ -88,3 +88,30 @@ async fn every_documented_operation_is_served(app: &TestApp) {
         }
     }
 }
+
+/// A route registered without going through the contract is not served.
+#[actix_web::test]
+async fn routes_missing_from_the_contract_are_not_served() {
+    use actix_web::middleware::from_fn;
+    use actix_web::{App, test, web};
+
+    let spec = jifen::openapi::spec();
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(jifen::openapi::RouteTable::new(&spec)))
+            .wrap(from_fn(jifen::openapi::only_documented))
+            .route("/healthz", web::get().to(|| async { "documented" }))
+            .route("/healthz", web::post().to(|| async { "undocumented method" }))
+            .route("/api/v1/debug", web::get().to(|| async { "undocumented path" })),
+    )
+    .await;
+    let status = |method: actix_web::http::Method, uri: &'static str| {
+        let app = &app;
+        async move {
+            test::call_service(app, test::TestRequest::default().method(method).uri(uri).to_request()).await.status()
+        }
+    };
+    assert_eq!(status(actix_web::http::Method::GET, "/healthz").await, 200);
+    assert_eq!(status(actix_web::http::Method::POST, "/healthz").await, 405);
+    assert_eq!(status(actix_web::http::Method::GET, "/api/v1/debug").await, 404);
+}

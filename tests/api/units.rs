@@ -162,13 +162,25 @@ async fn units_are_seen_only_by_those_with_roles_on_them(app: &TestApp) {
         "not_found",
     )
     .await;
-    let admin_id = json_of(app.get("/api/v1/me", &admin).await).await["id"].as_str().unwrap().to_owned();
+    let (b_resident, _) = app.member_with_token(&admin, b_id, "resident.b", &["resident"]).await;
+    let member_path = format!("/api/v1/units/{b_id}/members/{b_resident}");
     expect_problem(
-        app.patch(&format!("/api/v1/units/{b_id}/members/{admin_id}"), &staff_a, json!({"status": "suspended"})).await,
+        app.patch(&member_path, &staff_a, json!({"status": "suspended"})).await,
         StatusCode::NOT_FOUND,
         "not_found",
     )
     .await;
+    // Nor can they pull B's resident into A by id: the user is not theirs to see.
+    let pull = json!({"user_id": b_resident, "roles": ["resident"]});
+    expect_problem(
+        app.post(&format!("/api/v1/units/{}/members", id(&a.community)), &staff_a, pull).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let me_b =
+        json_of(app.get(&member_path.replace(&format!("/members/{b_resident}"), "/members"), &admin).await).await;
+    assert_eq!(me_b["items"][0]["status"], "active", "untouched");
 }
 
 async fn grants_apply_down_the_tree_and_revocation_is_immediate(app: &TestApp) {
