@@ -156,3 +156,78 @@ fn migrate_and_admin_create_work_from_the_command_line() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("taken"));
 }
+
+#[tokio::test]
+async fn ledger_verify_on_the_command_line_finds_tampering() {
+    use diesel::RunQueryDsl;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let password = server
+        .log
+        .iter()
+        .find_map(|line| line.split("with password ").nth(1))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let api = format!("http://127.0.0.1:{}/api/v1", server.port);
+    let client = reqwest::Client::new();
+    let token = login(server.port, &password).await.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut parent: Option<String> = None;
+    for (kind, name) in [("district", "区"), ("street", "街道"), ("community", "社区")] {
+        let body = json!({"kind": kind, "name": name, "parent_id": parent});
+        let unit: serde_json::Value = client
+            .post(format!("{api}/units"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        parent = Some(unit["id"].as_str().unwrap().to_owned());
+    }
+    let community = parent.unwrap();
+    let body = json!({"new_user": {"username": "resident", "display_name": "x", "password": "a good password"}, "roles": ["resident"]});
+    let member: serde_json::Value = client
+        .post(format!("{api}/units/{community}/members"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let award = json!({"memo": "x", "awards": [{"user_id": member["user"]["id"], "points": 10}]});
+    let response = client
+        .post(format!("{api}/communities/{community}/awards"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "k1")
+        .json(&award)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    drop(server);
+
+    let verify = || jifen(dir.path()).args(["ledger", "verify"]).output().unwrap();
+    let output = verify();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&format!("{community} ok sequence=1")));
+
+    let db = jifen::db::Database::connect(jifen::db::DatabaseUrl::Sqlite(dir.path().join("data/jifen.db")), 1).unwrap();
+    let mut conn = db.blocking_connection().unwrap();
+    diesel::sql_query("DROP TRIGGER ledger_postings_no_update").execute(&mut *conn).unwrap();
+    diesel::sql_query("UPDATE ledger_postings SET amount = amount * 10").execute(&mut *conn).unwrap();
+    drop(conn);
+    let output = verify();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("BROKEN at sequence 1"));
+}

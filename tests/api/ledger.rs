@@ -2,6 +2,8 @@ use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use jifen::clock::Clock;
+
 use crate::both_backends;
 use crate::helpers::{TestApp, expect_problem, expect_status, json_of};
 use crate::ledger_helpers::{
@@ -313,6 +315,19 @@ async fn idempotency_keys_replay_and_protect(app: &TestApp) {
     assert_eq!(replayed.headers()["idempotent-replayed"], "true");
     expect_problem(replayed, StatusCode::CONFLICT, "insufficient_points").await;
     check_invariants(app).await;
+
+    // Records are kept 24 hours; after that the maintenance task purges them and the key is new again.
+    let in_a_day = (app.clock.now() + chrono::Duration::hours(24) + chrono::Duration::seconds(1)).to_rfc3339();
+    let db = app.database();
+    let now = chrono::DateTime::parse_from_rfc3339(&in_a_day).unwrap().with_timezone(&chrono::Utc);
+    let report =
+        tokio::task::spawn_blocking(move || jifen::maintenance::run_once(&db, now)).await.unwrap().unwrap().unwrap();
+    assert!(report.idempotency_records_purged >= 5, "{report:?}");
+    app.clock.set(now);
+    let staff = app.login("幂等.staff", crate::helpers::PASSWORD).await;
+    let fresh_effect = post_with_key(app, &awards, &staff, &key, body).await;
+    assert!(fresh_effect.headers().get("idempotent-replayed").is_none());
+    expect_status(fresh_effect, StatusCode::CREATED).await;
 }
 
 async fn parallel_deductions_never_overdraw(app: &TestApp) {
