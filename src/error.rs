@@ -54,6 +54,13 @@ pub enum ErrorCode {
     NotReversible,
     /// The user is not an active resident of this community (pending, suspended or not a member).
     ResidentNotActive,
+    /// The rule does not exist in this community, is inactive, or is for the other direction.
+    InvalidRule,
+    /// The points are outside the rule's range.
+    PointsOutOfRange,
+    /// The resident reached the rule's cap for the day, week or month.
+    RuleCapExceeded,
+    RuleCodeTaken,
     InternalError,
     ServiceUnavailable,
 }
@@ -76,7 +83,8 @@ impl ErrorCode {
             | AlreadyResidentElsewhere
             | IdempotencyInProgress
             | InsufficientPoints
-            | AlreadyReversed => StatusCode::CONFLICT,
+            | AlreadyReversed
+            | RuleCodeTaken => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidJoinCode
@@ -85,7 +93,10 @@ impl ErrorCode {
             | CurrentPasswordIncorrect
             | IdempotencyKeyReused
             | NotReversible
-            | ResidentNotActive => StatusCode::UNPROCESSABLE_ENTITY,
+            | ResidentNotActive
+            | InvalidRule
+            | PointsOutOfRange
+            | RuleCapExceeded => StatusCode::UNPROCESSABLE_ENTITY,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -122,6 +133,10 @@ impl ErrorCode {
             AlreadyReversed => "already_reversed",
             NotReversible => "not_reversible",
             ResidentNotActive => "resident_not_active",
+            InvalidRule => "invalid_rule",
+            PointsOutOfRange => "points_out_of_range",
+            RuleCapExceeded => "rule_cap_exceeded",
+            RuleCodeTaken => "rule_code_taken",
             InternalError => "internal_error",
             ServiceUnavailable => "service_unavailable",
         }

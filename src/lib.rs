@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod maintenance;
 pub mod openapi;
 pub mod pagination;
+pub mod rules;
 pub mod startup;
 pub mod system;
 pub mod telemetry;

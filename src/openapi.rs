@@ -33,6 +33,8 @@ Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_toke
         (name = "me", description = "The caller's own account"),
         (name = "units", description = "District → street → community"),
         (name = "members", description = "Users' roles on units"),
+        (name = "rules", description = "A community's point rules (积分细则)"),
+        (name = "rules", description = "A community's point rules (积分细则)"),
         (name = "ledger", description = "Points: awards, deductions, reversals, balances, the hash chain"),
         (name = "system", description = "Health and this description"),
     )
@@ -118,7 +120,8 @@ where
         scope::scope("/api/v1")
             .configure(crate::auth::routes)
             .configure(crate::units::routes)
-            .configure(crate::ledger::routes),
+            .configure(crate::ledger::routes)
+            .configure(crate::rules::routes),
     )
 }
 

@@ -147,6 +147,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rules (id) {
+        id -> Text,
+        community_id -> Text,
+        code -> Text,
+        name -> Text,
+        category -> Text,
+        direction -> Text,
+        default_points -> BigInt,
+        min_points -> BigInt,
+        max_points -> BigInt,
+        daily_cap -> Nullable<Integer>,
+        weekly_cap -> Nullable<Integer>,
+        monthly_cap -> Nullable<Integer>,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> units (unit_id));
 diesel::joinable!(accounts -> users (user_id));
 diesel::joinable!(ledger_postings -> ledger_transactions (transaction_id));
@@ -168,4 +188,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     lots,
     lot_movements,
     idempotency_keys,
+    rules,
 );

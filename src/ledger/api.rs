@@ -18,8 +18,8 @@ pub const MAX_RULE_CODE_CHARS: usize = 64;
 #[serde(deny_unknown_fields)]
 pub struct AwardLine {
     pub user_id: Uuid,
-    /// 1 to 1,000,000.
-    pub points: i64,
+    /// Within the rule's range; default: the rule's default points.
+    pub points: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -33,7 +33,8 @@ pub struct AwardLine {
     ]
 }))]
 pub struct AwardRequest {
-    pub rule_code: Option<String>,
+    /// An active `earn` rule of the community; its range and caps apply to every line.
+    pub rule_code: String,
     /// 1 to 500 characters: why the points are given.
     pub memo: String,
     /// 1 to 1,000 residents, each once.
@@ -50,9 +51,10 @@ pub struct AwardRequest {
 }))]
 pub struct DeductionRequest {
     pub user_id: Uuid,
-    /// 1 to 1,000,000.
-    pub points: i64,
-    pub rule_code: Option<String>,
+    /// Within the rule's range; default: the rule's default points.
+    pub points: Option<i64>,
+    /// An active `deduct` rule of the community.
+    pub rule_code: String,
     pub memo: String,
 }
 

@@ -299,6 +299,29 @@ impl LedgerTransaction {
             .load(conn)
     }
 
+    /// How often a resident's account received (or paid) under a rule since a time,
+    /// not counting transactions that were reversed.
+    pub fn rule_uses(
+        conn: &mut DbConnection,
+        community_id: &str,
+        account_id: &str,
+        rule_code: &str,
+        kind: TransactionKind,
+        since: NaiveDateTime,
+    ) -> QueryResult<i64> {
+        let ids: Vec<String> = ledger_transactions::table
+            .inner_join(ledger_postings::table)
+            .filter(ledger_transactions::community_id.eq(community_id))
+            .filter(ledger_postings::account_id.eq(account_id))
+            .filter(ledger_transactions::rule_code.eq(rule_code))
+            .filter(ledger_transactions::kind.eq(kind.as_str()))
+            .filter(ledger_transactions::created_at.ge(since))
+            .select(ledger_transactions::id)
+            .load(conn)?;
+        let reversed = Self::reversals_of(conn, &ids)?.len();
+        Ok(i64::try_from(ids.len() - reversed).unwrap_or(i64::MAX))
+    }
+
     /// Newest first, keyed by chain sequence.
     pub fn list(
         conn: &mut DbConnection,

@@ -20,6 +20,7 @@ use crate::ledger::model::{
     Account, AccountKind, LedgerHead, LedgerTransaction, Lot, LotMovement, Posting, TransactionFilter, TransactionKind,
 };
 use crate::pagination::{Page, PageRequest};
+use crate::rules::{self, model::RuleDirection};
 use crate::startup::AppState;
 use crate::units::model::{Membership, MembershipStatus, Roles, Unit, UnitKind};
 use crate::validation;
@@ -198,7 +199,7 @@ pub fn post(
     Ok((transaction, postings))
 }
 
-fn is_staff(roles: Roles) -> bool {
+pub fn is_staff(roles: Roles) -> bool {
     roles.admin || roles.staff
 }
 
@@ -242,8 +243,8 @@ fn validate_memo(memo: &str) -> ApiResult<String> {
     validation::multiline_text("memo", memo, MAX_MEMO_CHARS)
 }
 
-fn validate_rule_code(rule_code: Option<&str>) -> ApiResult<Option<String>> {
-    validation::optional_text("rule_code", rule_code, MAX_RULE_CODE_CHARS)
+fn validate_rule_code(rule_code: &str) -> ApiResult<String> {
+    validation::text("rule_code", rule_code, MAX_RULE_CODE_CHARS)
 }
 
 fn validate_points(points: i64) -> ApiResult<i64> {
@@ -297,7 +298,7 @@ pub async fn award(
     request: AwardRequest,
 ) -> ApiResult<HttpResponse> {
     let memo = validate_memo(&request.memo)?;
-    let rule_code = validate_rule_code(request.rule_code.as_deref())?;
+    let rule_code = validate_rule_code(&request.rule_code)?;
     if request.awards.is_empty() || request.awards.len() > MAX_AWARD_LINES {
         return Err(ApiError::validation(format!("awards must list 1 to {MAX_AWARD_LINES} residents")));
     }
@@ -310,26 +311,24 @@ pub async fn award(
                 line.user_id
             )));
         }
-        lines.push((line.user_id.to_string(), validate_points(line.points)?));
+        lines.push((line.user_id.to_string(), line.points.map(validate_points).transpose()?));
     }
     let principal = check_access(state, principal, community_id.clone(), is_staff, "award points").await?;
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "award points")?;
         LedgerHead::lock(conn, &community.id)?;
+        let rule = rules::service::resolve(conn, &community, &rule_code, RuleDirection::Earn)?;
         let expires_at = ExpiryPolicy::of(&community).expires_at(now, timezone_of(&community));
-        let total: i64 = lines.iter().map(|(_, points)| points).sum();
-        let mut legs = vec![Leg::system(Account::system(conn, &community.id, AccountKind::Issuance)?, -total)];
+        let mut legs = vec![Leg::system(Account::system(conn, &community.id, AccountKind::Issuance)?, 0)];
         for (user_id, points) in lines {
             let account = active_resident_account(conn, &community, &user_id, now.naive_utc())?;
-            legs.push(Leg {
-                account,
-                amount: points,
-                earned: points,
-                spent: 0,
-                lots: Some(LotEffect::NewLot { expires_at }),
-            });
+            let points = points.unwrap_or(rule.default_points);
+            rules::service::check_use(conn, &community, &rule, &account, points, TransactionKind::Award, now)?;
+            let lots = Some(LotEffect::NewLot { expires_at });
+            legs.push(Leg { account, amount: points, earned: points, spent: 0, lots });
         }
+        legs[0].amount = -legs[1..].iter().map(|leg| leg.amount).sum::<i64>();
         let mut new = NewTransaction::new(
             &community.id,
             TransactionKind::Award,
@@ -337,7 +336,7 @@ pub async fn award(
             Some(principal.user.id.clone()),
             now.naive_utc(),
         );
-        new.rule_code = rule_code;
+        new.rule_code = Some(rule_code);
         let (transaction, postings) = post(conn, new, legs)?;
         created(conn, transaction, &postings)
     })
@@ -352,15 +351,18 @@ pub async fn deduct(
     request: DeductionRequest,
 ) -> ApiResult<HttpResponse> {
     let memo = validate_memo(&request.memo)?;
-    let rule_code = validate_rule_code(request.rule_code.as_deref())?;
-    let points = validate_points(request.points)?;
+    let rule_code = validate_rule_code(&request.rule_code)?;
+    let points = request.points.map(validate_points).transpose()?;
     let user_id = request.user_id.to_string();
     let principal = check_access(state, principal, community_id.clone(), is_staff, "deduct points").await?;
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "deduct points")?;
         LedgerHead::lock(conn, &community.id)?;
+        let rule = rules::service::resolve(conn, &community, &rule_code, RuleDirection::Deduct)?;
         let account = active_resident_account(conn, &community, &user_id, now.naive_utc())?;
+        let points = points.unwrap_or(rule.default_points);
+        rules::service::check_use(conn, &community, &rule, &account, points, TransactionKind::Deduction, now)?;
         let legs = vec![
             Leg {
                 account,
@@ -378,7 +380,7 @@ pub async fn deduct(
             Some(principal.user.id.clone()),
             now.naive_utc(),
         );
-        new.rule_code = rule_code;
+        new.rule_code = Some(rule_code);
         let (transaction, postings) = post(conn, new, legs)?;
         created(conn, transaction, &postings)
     })

@@ -205,7 +205,10 @@ async fn ledger_verify_on_the_command_line_finds_tampering() {
         .json()
         .await
         .unwrap();
-    let award = json!({"memo": "x", "awards": [{"user_id": member["user"]["id"], "points": 10}]});
+    let rule = json!({"code": "volunteering", "name": "志愿服务", "category": "volunteering", "direction": "earn", "default_points": 10});
+    client.post(format!("{api}/communities/{community}/rules")).bearer_auth(&token).json(&rule).send().await.unwrap();
+    let award =
+        json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": member["user"]["id"], "points": 10}]});
     let response = client
         .post(format!("{api}/communities/{community}/awards"))
         .bearer_auth(&token)

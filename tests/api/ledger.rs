@@ -121,7 +121,7 @@ async fn residents_see_only_their_own_points(app: &TestApp) {
     )
     .await;
     // Residents write nothing and verify nothing.
-    let body = json!({"memo": "x", "awards": [{"user_id": a, "points": 5}]});
+    let body = json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": a, "points": 5}]});
     expect_problem(
         post_with_key(app, &c.path("/awards"), a_token, &new_key(), body).await,
         StatusCode::FORBIDDEN,
@@ -153,8 +153,7 @@ async fn only_active_residents_of_the_community_receive_points(app: &TestApp) {
     let unknown = uuid::Uuid::now_v7().to_string();
     let staff_id = json_of(app.get("/api/v1/me", &c.staff).await).await["id"].as_str().unwrap().to_owned();
     for outsider in [pending_id, suspended_id, other_resident.as_str(), unknown.as_str(), staff_id.as_str()] {
-        let body =
-            json!({"memo": "x", "awards": [{"user_id": active, "points": 5}, {"user_id": outsider, "points": 5}]});
+        let body = json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": active, "points": 5}, {"user_id": outsider, "points": 5}]});
         expect_problem(
             post_with_key(app, &c.path("/awards"), &c.staff, &new_key(), body).await,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -182,7 +181,8 @@ async fn bad_input_is_refused_and_writes_nothing(app: &TestApp) {
     award(app, &c, &[(&a, 50)]).await;
     let before = head_sequence(app, &c).await;
     let awards = c.path("/awards");
-    let line = |points: Value| json!({"memo": "x", "awards": [{"user_id": a, "points": points}]});
+    let line =
+        |points: Value| json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": a, "points": points}]});
     for points in [json!(0), json!(-5), json!(1_000_001)] {
         expect_problem(
             post_with_key(app, &awards, &c.staff, &new_key(), line(points)).await,
@@ -191,7 +191,7 @@ async fn bad_input_is_refused_and_writes_nothing(app: &TestApp) {
         )
         .await;
     }
-    for points in [json!(1.5), json!("10"), json!(1e20), json!(null)] {
+    for points in [json!(1.5), json!("10"), json!(1e20)] {
         expect_problem(
             post_with_key(app, &awards, &c.staff, &new_key(), line(points)).await,
             StatusCode::BAD_REQUEST,
@@ -200,9 +200,9 @@ async fn bad_input_is_refused_and_writes_nothing(app: &TestApp) {
         .await;
     }
     for body in [
-        json!({"memo": "x", "awards": []}),
-        json!({"memo": "   ", "awards": [{"user_id": a, "points": 1}]}),
-        json!({"memo": "x", "awards": [{"user_id": a, "points": 1}, {"user_id": a, "points": 2}]}),
+        json!({"rule_code": "volunteering", "memo": "x", "awards": []}),
+        json!({"rule_code": "volunteering", "memo": "   ", "awards": [{"user_id": a, "points": 1}]}),
+        json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": a, "points": 1}, {"user_id": a, "points": 2}]}),
     ] {
         expect_problem(
             post_with_key(app, &awards, &c.staff, &new_key(), body).await,
@@ -211,14 +211,15 @@ async fn bad_input_is_refused_and_writes_nothing(app: &TestApp) {
         )
         .await;
     }
-    let unknown_field = json!({"memo": "x", "awards": [{"user_id": a, "points": 1}], "bonus": 100});
+    let unknown_field =
+        json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": a, "points": 1}], "bonus": 100});
     expect_problem(
         post_with_key(app, &awards, &c.staff, &new_key(), unknown_field).await,
         StatusCode::BAD_REQUEST,
         "invalid_body",
     )
     .await;
-    let not_a_user = json!({"memo": "x", "awards": [{"user_id": "li.hua", "points": 1}]});
+    let not_a_user = json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": "li.hua", "points": 1}]});
     expect_problem(
         post_with_key(app, &awards, &c.staff, &new_key(), not_a_user).await,
         StatusCode::BAD_REQUEST,
@@ -262,7 +263,7 @@ async fn idempotency_keys_replay_and_protect(app: &TestApp) {
     let c = community(app, "幂等", 1).await;
     let a = user(&c.residents[0]).to_owned();
     let awards = c.path("/awards");
-    let body = json!({"memo": "清理楼道", "awards": [{"user_id": a, "points": 10}]});
+    let body = json!({"rule_code": "volunteering", "memo": "清理楼道", "awards": [{"user_id": a, "points": 10}]});
     let key = new_key();
 
     let first =
@@ -278,7 +279,7 @@ async fn idempotency_keys_replay_and_protect(app: &TestApp) {
     assert_eq!(balance(app, &c, &a).await, 10, "awarded once");
 
     // The same key for a different request is refused.
-    let different = json!({"memo": "清理楼道", "awards": [{"user_id": a, "points": 11}]});
+    let different = json!({"rule_code": "volunteering", "memo": "清理楼道", "awards": [{"user_id": a, "points": 11}]});
     expect_problem(
         post_with_key(app, &awards, &c.staff, &key, different).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -292,7 +293,7 @@ async fn idempotency_keys_replay_and_protect(app: &TestApp) {
 
     // A request refused by validation does not use up its key.
     let fresh = new_key();
-    let invalid = json!({"memo": "清理楼道", "awards": [{"user_id": a, "points": 0}]});
+    let invalid = json!({"rule_code": "volunteering", "memo": "清理楼道", "awards": [{"user_id": a, "points": 0}]});
     expect_problem(
         post_with_key(app, &awards, &c.staff, &fresh, invalid).await,
         StatusCode::BAD_REQUEST,
@@ -302,7 +303,7 @@ async fn idempotency_keys_replay_and_protect(app: &TestApp) {
     expect_status(post_with_key(app, &awards, &c.staff, &fresh, body.clone()).await, StatusCode::CREATED).await;
 
     // A refusal once the request ran is part of the answer: replayed, even after a top-up.
-    let deduction = json!({"user_id": a, "points": 1000, "memo": "x"});
+    let deduction = json!({"user_id": a, "points": 1000, "rule_code": "littering", "memo": "x"});
     let refused_key = new_key();
     expect_problem(
         post_with_key(app, &c.path("/deductions"), &c.staff, &refused_key, deduction.clone()).await,
@@ -354,7 +355,7 @@ async fn parallel_requests_with_one_key_have_one_effect(app: &TestApp) {
     let c = community(app, "并发键", 1).await;
     let a = user(&c.residents[0]).to_owned();
     let key = new_key();
-    let body = json!({"memo": "x", "awards": [{"user_id": a, "points": 7}]});
+    let body = json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": a, "points": 7}]});
     let path = c.path("/awards");
     let responses = join_all((0..20).map(|_| post_with_key(app, &path, &c.staff, &key, body.clone()))).await;
     let mut bodies = Vec::new();
@@ -505,7 +506,7 @@ async fn roles_and_communities_bound_the_ledger(app: &TestApp) {
     let awarded = award(app, &c, &[(&a, 10)]).await;
     let tx = awarded["id"].as_str().unwrap();
     // Staff of another community: every ledger endpoint of this one is 404.
-    let body = json!({"memo": "x", "awards": [{"user_id": a, "points": 5}]});
+    let body = json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": a, "points": 5}]});
     expect_problem(
         post_with_key(app, &c.path("/awards"), &other.staff, &new_key(), body).await,
         StatusCode::NOT_FOUND,
@@ -558,7 +559,7 @@ async fn deduct_auditor(app: &TestApp, c: &crate::ledger_helpers::Community, use
         &c.path("/deductions"),
         &c.auditor,
         &new_key(),
-        json!({"user_id": user_id, "points": 1, "memo": "x"}),
+        json!({"user_id": user_id, "points": 1, "rule_code": "littering", "memo": "x"}),
     )
     .await
 }

@@ -31,6 +31,13 @@ pub async fn community(app: &TestApp, name: &str, residents: usize) -> Community
     let community_id = id(&tree.community).to_owned();
     let (_, staff) = app.member_with_token(&admin, &community_id, &format!("{name}.staff"), &["staff"]).await;
     let (_, auditor) = app.member_with_token(&admin, id(&tree.street), &format!("{name}.auditor"), &["auditor"]).await;
+    let rules = format!("/api/v1/communities/{community_id}/rules");
+    for rule in [
+        json!({"code": "volunteering", "name": "志愿服务", "category": "volunteering", "direction": "earn", "default_points": 10, "min_points": 1, "max_points": 1_000_000}),
+        json!({"code": "littering", "name": "乱扔垃圾", "category": "environment", "direction": "deduct", "default_points": 5, "min_points": 1, "max_points": 1_000_000}),
+    ] {
+        expect_status(app.post(&rules, &staff, rule).await, StatusCode::CREATED).await;
+    }
     let mut members = Vec::new();
     for n in 0..residents {
         members.push(app.member_with_token(&admin, &community_id, &format!("{name}.resident{n}"), &["resident"]).await);
@@ -68,7 +75,7 @@ pub async fn award(app: &TestApp, community: &Community, lines: &[(&str, i64)]) 
 }
 
 pub async fn deduct_response(app: &TestApp, community: &Community, user_id: &str, points: i64) -> Response {
-    let body = json!({"user_id": user_id, "points": points, "memo": "高空抛物"});
+    let body = json!({"user_id": user_id, "points": points, "rule_code": "littering", "memo": "高空抛物"});
     post_with_key(app, &community.path("/deductions"), &community.staff, &new_key(), body).await
 }
 

@@ -10,6 +10,7 @@ mod ledger_helpers;
 mod members;
 mod migrations;
 mod openapi;
+mod rules;
 mod system;
 mod tokens;
 mod units;

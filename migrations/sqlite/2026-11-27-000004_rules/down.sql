@@ -1,0 +1,2 @@
+DROP INDEX ledger_transactions_rule;
+DROP TABLE rules;
