@@ -61,6 +61,11 @@ pub enum ErrorCode {
     /// The resident reached the rule's cap for the day, week or month.
     RuleCapExceeded,
     RuleCodeTaken,
+    /// The resident has as many undecided claims as the community allows.
+    TooManyOpenClaims,
+    ClaimAlreadyDecided,
+    /// Staff may not decide on their own or their household's claims.
+    ConflictOfInterest,
     InternalError,
     ServiceUnavailable,
 }
@@ -73,7 +78,8 @@ impl ErrorCode {
                 StatusCode::BAD_REQUEST
             }
             Unauthorized | InvalidCredentials | InvalidRefreshToken => StatusCode::UNAUTHORIZED,
-            Forbidden => StatusCode::FORBIDDEN,
+            Forbidden | ConflictOfInterest => StatusCode::FORBIDDEN,
+            TooManyOpenClaims => StatusCode::TOO_MANY_REQUESTS,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict
@@ -84,7 +90,8 @@ impl ErrorCode {
             | IdempotencyInProgress
             | InsufficientPoints
             | AlreadyReversed
-            | RuleCodeTaken => StatusCode::CONFLICT,
+            | RuleCodeTaken
+            | ClaimAlreadyDecided => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidJoinCode
@@ -137,6 +144,9 @@ impl ErrorCode {
             PointsOutOfRange => "points_out_of_range",
             RuleCapExceeded => "rule_cap_exceeded",
             RuleCodeTaken => "rule_code_taken",
+            TooManyOpenClaims => "too_many_open_claims",
+            ClaimAlreadyDecided => "claim_already_decided",
+            ConflictOfInterest => "conflict_of_interest",
             InternalError => "internal_error",
             ServiceUnavailable => "service_unavailable",
         }

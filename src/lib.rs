@@ -1,6 +1,7 @@
 //! jifen (积分): the points-and-rewards ledger for neighbourhood communities.
 
 pub mod auth;
+pub mod claims;
 pub mod clock;
 pub mod codes;
 pub mod config;

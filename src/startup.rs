@@ -160,6 +160,7 @@ fn ensure_platform(conn: &mut DbConnection, now: chrono::NaiveDateTime) -> anyho
         updated_at: now,
         expiry_policy: None,
         expiry_days: None,
+        max_open_claims: None,
     };
     platform.insert(conn)?;
     Ok(platform)

@@ -14,6 +14,7 @@ diesel::table! {
         updated_at -> Timestamp,
         expiry_policy -> Nullable<Text>,
         expiry_days -> Nullable<Integer>,
+        max_open_claims -> Nullable<Integer>,
     }
 }
 
@@ -167,6 +168,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    claims (id) {
+        id -> Text,
+        community_id -> Text,
+        user_id -> Text,
+        rule_id -> Text,
+        description -> Text,
+        occurred_at -> Timestamp,
+        evidence -> Text,
+        status -> Text,
+        points -> Nullable<BigInt>,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        decision_reason -> Nullable<Text>,
+        transaction_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(claims -> rules (rule_id));
 diesel::joinable!(memberships -> units (unit_id));
 diesel::joinable!(accounts -> users (user_id));
 diesel::joinable!(ledger_postings -> ledger_transactions (transaction_id));
@@ -189,4 +210,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     lot_movements,
     idempotency_keys,
     rules,
+    claims,
 );

@@ -88,6 +88,15 @@ impl Reply {
         })
     }
 
+    pub fn ok(body: &impl Serialize) -> Result<Self, ApiError> {
+        Ok(Reply {
+            status: StatusCode::OK,
+            body: serde_json::to_string(body).map_err(ApiError::internal)?,
+            location: None,
+            first_time_body: None,
+        })
+    }
+
     /// The answer carries a secret (e.g. a generated password): `stored` is what a
     /// replay gets, `with_secret` what this first answer shows.
     pub fn created_with_secret(

@@ -20,7 +20,8 @@ use crate::ledger::model::{
     Account, AccountKind, LedgerHead, LedgerTransaction, Lot, LotMovement, Posting, TransactionFilter, TransactionKind,
 };
 use crate::pagination::{Page, PageRequest};
-use crate::rules::{self, model::RuleDirection};
+use crate::rules::model::{Rule, RuleDirection};
+use crate::rules::{self};
 use crate::startup::AppState;
 use crate::units::model::{Membership, MembershipStatus, Roles, Unit, UnitKind};
 use crate::validation;
@@ -223,7 +224,7 @@ pub fn community_for(
 }
 
 /// The same check before a write starts, so a refused request does not use up its Idempotency-Key.
-async fn check_access(
+pub async fn check_access(
     state: &AppState,
     principal: Principal,
     community_id: String,
@@ -247,7 +248,7 @@ fn validate_rule_code(rule_code: &str) -> ApiResult<String> {
     validation::text("rule_code", rule_code, MAX_RULE_CODE_CHARS)
 }
 
-fn validate_points(points: i64) -> ApiResult<i64> {
+pub fn validate_points(points: i64) -> ApiResult<i64> {
     if !(1..=MAX_POINTS).contains(&points) {
         return Err(ApiError::validation(format!("points must be a whole number from 1 to {MAX_POINTS}")));
     }
@@ -319,28 +320,46 @@ pub async fn award(
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "award points")?;
         LedgerHead::lock(conn, &community.id)?;
         let rule = rules::service::resolve(conn, &community, &rule_code, RuleDirection::Earn)?;
-        let expires_at = ExpiryPolicy::of(&community).expires_at(now, timezone_of(&community));
-        let mut legs = vec![Leg::system(Account::system(conn, &community.id, AccountKind::Issuance)?, 0)];
-        for (user_id, points) in lines {
-            let account = active_resident_account(conn, &community, &user_id, now.naive_utc())?;
-            let points = points.unwrap_or(rule.default_points);
-            rules::service::check_use(conn, &community, &rule, &account, points, TransactionKind::Award, now)?;
-            let lots = Some(LotEffect::NewLot { expires_at });
-            legs.push(Leg { account, amount: points, earned: points, spent: 0, lots });
-        }
-        legs[0].amount = -legs[1..].iter().map(|leg| leg.amount).sum::<i64>();
-        let mut new = NewTransaction::new(
-            &community.id,
-            TransactionKind::Award,
-            memo,
-            Some(principal.user.id.clone()),
-            now.naive_utc(),
-        );
-        new.rule_code = Some(rule_code);
-        let (transaction, postings) = post(conn, new, legs)?;
+        let actor_id = principal.user.id.clone();
+        let (transaction, postings) =
+            award_in(conn, &community, &rule, Award { memo, actor_id, cause: None, lines }, now)?;
         created(conn, transaction, &postings)
     })
     .await
+}
+
+/// An award to be written: to whom (points None: the rule's default), why, by whom.
+pub struct Award {
+    pub memo: String,
+    pub actor_id: String,
+    pub cause: Option<(String, String)>,
+    pub lines: Vec<(String, Option<i64>)>,
+}
+
+/// Awards points under `rule` to active residents, in one ledger transaction,
+/// each held to the rule's range and caps. Call under the community's ledger lock.
+pub fn award_in(
+    conn: &mut DbConnection,
+    community: &Unit,
+    rule: &Rule,
+    award: Award,
+    now: DateTime<Utc>,
+) -> ApiResult<(LedgerTransaction, Vec<Posting>)> {
+    let expires_at = ExpiryPolicy::of(community).expires_at(now, timezone_of(community));
+    let mut legs = vec![Leg::system(Account::system(conn, &community.id, AccountKind::Issuance)?, 0)];
+    for (user_id, points) in award.lines {
+        let account = active_resident_account(conn, community, &user_id, now.naive_utc())?;
+        let points = points.unwrap_or(rule.default_points);
+        rules::service::check_use(conn, community, rule, &account, points, TransactionKind::Award, now)?;
+        let lots = Some(LotEffect::NewLot { expires_at });
+        legs.push(Leg { account, amount: points, earned: points, spent: 0, lots });
+    }
+    legs[0].amount = -legs[1..].iter().map(|leg| leg.amount).sum::<i64>();
+    let mut new =
+        NewTransaction::new(&community.id, TransactionKind::Award, award.memo, Some(award.actor_id), now.naive_utc());
+    new.rule_code = Some(rule.code.clone());
+    new.cause = award.cause;
+    post(conn, new, legs)
 }
 
 pub async fn deduct(

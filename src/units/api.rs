@@ -34,6 +34,7 @@ impl From<&Unit> for UnitSummary {
     "timezone": "Asia/Shanghai",
     "join_code": "FUY8K3QM",
     "expiry_policy": {"policy": "year_end"},
+    "max_open_claims": 5,
     "created_at": "2026-11-27T02:30:00Z",
     "updated_at": "2026-11-27T02:30:00Z"
 }))]
@@ -51,6 +52,8 @@ pub struct UnitResponse {
     pub join_code: Option<String>,
     /// When a community's points expire; null for other kinds.
     pub expiry_policy: Option<ExpiryPolicy>,
+    /// How many undecided claims a resident of the community may have at once; null for other kinds.
+    pub max_open_claims: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -62,6 +65,7 @@ impl UnitResponse {
         let expiry_policy = (unit.kind() == UnitKind::Community).then(|| ExpiryPolicy::of(&unit));
         UnitResponse {
             expiry_policy,
+            max_open_claims: unit.max_open_claims,
             kind: unit.kind(),
             id: unit.id,
             parent_id: unit.parent_id,
@@ -88,6 +92,8 @@ pub struct CreateUnitRequest {
     pub timezone: Option<String>,
     /// Communities only; default `{"policy": "never"}`.
     pub expiry_policy: Option<ExpiryPolicy>,
+    /// Communities only: undecided claims per resident, 1 to 100 (default 5).
+    pub max_open_claims: Option<i32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -102,6 +108,8 @@ pub struct UpdateUnitRequest {
     pub regenerate_join_code: bool,
     /// Communities only: applies to points earned from now on; earlier lots keep their dates.
     pub expiry_policy: Option<ExpiryPolicy>,
+    /// Communities only: undecided claims per resident, 1 to 100.
+    pub max_open_claims: Option<i32>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

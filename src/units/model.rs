@@ -151,6 +151,8 @@ pub struct Unit {
     /// Communities: `never`, `days` or `year_end` (see `ExpiryPolicy`).
     pub expiry_policy: Option<String>,
     pub expiry_days: Option<i32>,
+    /// Communities: how many undecided claims a resident may have at once.
+    pub max_open_claims: Option<i32>,
 }
 
 #[derive(Debug, Default, AsChangeset)]
@@ -162,6 +164,7 @@ pub struct UnitChanges {
     pub updated_at: Option<NaiveDateTime>,
     pub expiry_policy: Option<String>,
     pub expiry_days: Option<Option<i32>>,
+    pub max_open_claims: Option<i32>,
 }
 
 /// Filters of the unit list.

@@ -71,6 +71,11 @@ pub async fn create_unit(
         (_, None) => None,
         (_, Some(_)) => return Err(ApiError::validation("timezone applies to communities only")),
     };
+    let max_open_claims = match (kind, request.max_open_claims) {
+        (UnitKind::Community, limit) => Some(validate_max_open_claims(limit.unwrap_or(DEFAULT_MAX_OPEN_CLAIMS))?),
+        (_, None) => None,
+        (_, Some(_)) => return Err(ApiError::validation("max_open_claims applies to communities only")),
+    };
     let expiry_policy = match (kind, request.expiry_policy) {
         (UnitKind::Community, policy) => Some(validate_expiry_policy(policy.unwrap_or(ExpiryPolicy::Never))?),
         (_, None) => None,
@@ -115,6 +120,7 @@ pub async fn create_unit(
             updated_at: now,
             expiry_policy: expiry_policy.map(|policy| policy.columns().0),
             expiry_days: expiry_policy.and_then(|policy| policy.columns().1),
+            max_open_claims,
         };
         unit.insert(conn)?;
         if kind == UnitKind::Community {
@@ -161,6 +167,7 @@ pub async fn update_unit(
     let name = request.name.as_deref().map(|name| validation::text("name", name, MAX_NAME_CHARS)).transpose()?;
     let timezone = request.timezone.as_deref().map(validate_timezone).transpose()?;
     let expiry_policy = request.expiry_policy.map(validate_expiry_policy).transpose()?;
+    let max_open_claims = request.max_open_claims.map(validate_max_open_claims).transpose()?;
     let now = state.clock.now().naive_utc();
     state
         .db
@@ -176,9 +183,13 @@ pub async fn update_unit(
                 return Err(ApiError::forbidden("only admins of the parent unit can change a unit"));
             }
             let is_community = unit.kind() == UnitKind::Community;
-            if (timezone.is_some() || request.regenerate_join_code || expiry_policy.is_some()) && !is_community {
+            let community_only = timezone.is_some()
+                || request.regenerate_join_code
+                || expiry_policy.is_some()
+                || max_open_claims.is_some();
+            if community_only && !is_community {
                 return Err(ApiError::validation(
-                    "timezone, expiry_policy and regenerate_join_code apply to communities only",
+                    "timezone, expiry_policy, max_open_claims and regenerate_join_code apply to communities only",
                 ));
             }
             if let (Some(name), Some(parent_id)) = (&name, &unit.parent_id)
@@ -196,6 +207,7 @@ pub async fn update_unit(
                 updated_at: Some(now),
                 expiry_policy: expiry_policy.map(|policy| policy.columns().0),
                 expiry_days: expiry_policy.map(|policy| policy.columns().1),
+                max_open_claims,
             };
             let unit = Unit::update(conn, &unit.id, &changes)?;
             let roles = principal.roles_on(&unit);
@@ -330,6 +342,15 @@ fn open_account_if_active_resident(
         Account::open_resident(conn, &membership.unit_id, &membership.user_id, now)?;
     }
     Ok(())
+}
+
+pub const DEFAULT_MAX_OPEN_CLAIMS: i32 = 5;
+
+fn validate_max_open_claims(limit: i32) -> ApiResult<i32> {
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::validation("max_open_claims must be from 1 to 100"));
+    }
+    Ok(limit)
 }
 
 fn validate_expiry_policy(policy: ExpiryPolicy) -> ApiResult<ExpiryPolicy> {
