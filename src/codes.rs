@@ -19,3 +19,8 @@ pub fn normalize_code(input: &str) -> String {
 pub fn is_code(code: &str) -> bool {
     !code.is_empty() && code.bytes().all(|b| ALPHABET.contains(&b))
 }
+
+/// A code of one character per byte, for codes derived from a MAC.
+pub fn code_from_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
+}

@@ -66,6 +66,17 @@ pub enum ErrorCode {
     ClaimAlreadyDecided,
     /// Staff may not decide on their own or their household's claims.
     ConflictOfInterest,
+    /// The activity is a draft, completed or cancelled.
+    ActivityClosed,
+    ActivityFull,
+    AlreadyRegistered,
+    AlreadyCheckedIn,
+    AlreadyCompleted,
+    /// The sign-up deadline has passed.
+    RegistrationClosed,
+    /// Check-in opens 30 minutes before the start and closes 30 minutes after the end.
+    CheckInClosed,
+    InvalidCheckInCode,
     InternalError,
     ServiceUnavailable,
 }
@@ -91,7 +102,12 @@ impl ErrorCode {
             | InsufficientPoints
             | AlreadyReversed
             | RuleCodeTaken
-            | ClaimAlreadyDecided => StatusCode::CONFLICT,
+            | ClaimAlreadyDecided
+            | ActivityClosed
+            | ActivityFull
+            | AlreadyRegistered
+            | AlreadyCheckedIn
+            | AlreadyCompleted => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidJoinCode
@@ -103,7 +119,10 @@ impl ErrorCode {
             | ResidentNotActive
             | InvalidRule
             | PointsOutOfRange
-            | RuleCapExceeded => StatusCode::UNPROCESSABLE_ENTITY,
+            | RuleCapExceeded
+            | RegistrationClosed
+            | CheckInClosed
+            | InvalidCheckInCode => StatusCode::UNPROCESSABLE_ENTITY,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -147,6 +166,14 @@ impl ErrorCode {
             TooManyOpenClaims => "too_many_open_claims",
             ClaimAlreadyDecided => "claim_already_decided",
             ConflictOfInterest => "conflict_of_interest",
+            ActivityClosed => "activity_closed",
+            ActivityFull => "activity_full",
+            AlreadyRegistered => "already_registered",
+            AlreadyCheckedIn => "already_checked_in",
+            AlreadyCompleted => "already_completed",
+            RegistrationClosed => "registration_closed",
+            CheckInClosed => "check_in_closed",
+            InvalidCheckInCode => "invalid_check_in_code",
             InternalError => "internal_error",
             ServiceUnavailable => "service_unavailable",
         }

@@ -1,5 +1,6 @@
 //! jifen (积分): the points-and-rewards ledger for neighbourhood communities.
 
+pub mod activities;
 pub mod auth;
 pub mod claims;
 pub mod clock;

@@ -35,6 +35,7 @@ Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_toke
         (name = "members", description = "Users' roles on units"),
         (name = "rules", description = "A community's point rules (积分细则)"),
         (name = "rules", description = "A community's point rules (积分细则)"),
+        (name = "activities", description = "Activities with sign-up, check-in and completion"),
         (name = "claims", description = "Residents' claims for good deeds, reviewed by staff"),
         (name = "ledger", description = "Points: awards, deductions, reversals, balances, the hash chain"),
         (name = "system", description = "Health and this description"),
@@ -123,7 +124,8 @@ where
             .configure(crate::units::routes)
             .configure(crate::ledger::routes)
             .configure(crate::rules::routes)
-            .configure(crate::claims::routes),
+            .configure(crate::claims::routes)
+            .configure(crate::activities::routes),
     )
 }
 

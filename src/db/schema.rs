@@ -187,6 +187,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    activities (id) {
+        id -> Text,
+        community_id -> Text,
+        rule_id -> Text,
+        title -> Text,
+        description -> Text,
+        location -> Text,
+        points -> BigInt,
+        starts_at -> Timestamp,
+        ends_at -> Timestamp,
+        capacity -> Nullable<Integer>,
+        signup_deadline -> Timestamp,
+        status -> Text,
+        registered -> Integer,
+        check_in_secret -> Text,
+        award_transaction_id -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    activity_registrations (activity_id, user_id) {
+        activity_id -> Text,
+        user_id -> Text,
+        registered_at -> Timestamp,
+        checked_in_at -> Nullable<Timestamp>,
+        check_in_method -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(activities -> rules (rule_id));
+diesel::joinable!(activity_registrations -> activities (activity_id));
+diesel::joinable!(activity_registrations -> users (user_id));
 diesel::joinable!(claims -> rules (rule_id));
 diesel::joinable!(memberships -> units (unit_id));
 diesel::joinable!(accounts -> users (user_id));
@@ -211,4 +247,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     rules,
     claims,
+    activities,
+    activity_registrations,
 );

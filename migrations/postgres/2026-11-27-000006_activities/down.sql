@@ -1,0 +1,2 @@
+DROP TABLE activity_registrations;
+DROP TABLE activities;
