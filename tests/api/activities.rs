@@ -309,6 +309,28 @@ async fn activities_have_rules_for_who_does_what_when(app: &TestApp) {
         "not_found",
     )
     .await;
+    // Pending residents neither see activities nor sign up for them.
+    let code = json_of(app.get(&format!("/api/v1/units/{}", c.id), &c.staff).await).await["join_code"].clone();
+    let register =
+        json!({"join_code": code, "username": "pending.walker", "password": "a good password", "display_name": "x"});
+    expect_status(app.request(Method::POST, "/api/v1/auth/register", None, Some(register)).await, StatusCode::CREATED)
+        .await;
+    let pending = app.login("pending.walker", "a good password").await;
+    let sign_up = c.path(&format!("/activities/{draft_id}/registrations"));
+    expect_problem(app.request(Method::POST, &sign_up, Some(&pending), None).await, StatusCode::NOT_FOUND, "not_found")
+        .await;
+    let check_in = c.path(&format!("/activities/{draft_id}/check-ins"));
+    expect_problem(app.post(&check_in, &pending, json!({"code": "ABCDEF"})).await, StatusCode::NOT_FOUND, "not_found")
+        .await;
+    // Lists filter by category of the rule.
+    assert_eq!(
+        json_of(app.get(&c.path("/activities?category=volunteering"), &c.staff).await).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(json_of(app.get(&c.path("/activities?category=culture"), &c.staff).await).await["items"], json!([]));
     // Bad activities.
     let mut backwards = activity_body(None);
     backwards["ends_at"] = json!("2026-11-27T02:00:00Z");
