@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod maintenance;
 pub mod openapi;
 pub mod pagination;
+pub mod rewards;
 pub mod rules;
 pub mod startup;
 pub mod system;

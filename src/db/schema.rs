@@ -220,6 +220,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rewards (id) {
+        id -> Text,
+        community_id -> Text,
+        name -> Text,
+        description -> Text,
+        image_url -> Nullable<Text>,
+        cost -> BigInt,
+        stock -> Nullable<Integer>,
+        limit_per_resident -> Nullable<Integer>,
+        limit_period -> Nullable<Text>,
+        available_from -> Nullable<Timestamp>,
+        available_until -> Nullable<Timestamp>,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(activities -> rules (rule_id));
 diesel::joinable!(activity_registrations -> activities (activity_id));
 diesel::joinable!(activity_registrations -> users (user_id));
@@ -249,4 +268,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     claims,
     activities,
     activity_registrations,
+    rewards,
 );
