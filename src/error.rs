@@ -335,6 +335,10 @@ impl From<diesel::result::Error> for ApiError {
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 Self::new(ErrorCode::Conflict, "this conflicts with an existing record")
             }
+            Error::DatabaseError(DatabaseErrorKind::CheckViolation, _) => Self::new(
+                ErrorCode::Conflict,
+                "the change conflicts with the current state (perhaps a concurrent change); reload and retry",
+            ),
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
                 Self::new(ErrorCode::ServiceUnavailable, "a concurrent change got in the way; retry")
                     .with_header(header::RETRY_AFTER, "1")

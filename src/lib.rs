@@ -2,6 +2,7 @@
 
 pub mod activities;
 pub mod auth;
+pub mod calendar;
 pub mod claims;
 pub mod clock;
 pub mod codes;

@@ -120,6 +120,18 @@ impl Activity {
         activities::table.find(id).select(Activity::as_select()).first(conn)
     }
 
+    /// Locks the activity's row if it is still published (PostgreSQL's row lock; SQLite's
+    /// BEGIN IMMEDIATE holds the database). Sign-up, check-in and completion take it first, so a
+    /// check-in can never slip in beside a completion and go unpaid. False if it is not open.
+    pub fn lock_open(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+        let locked = diesel::update(
+            activities::table.find(id).filter(activities::status.eq(ActivityStatus::Published.as_str())),
+        )
+        .set(activities::updated_at.eq(activities::updated_at))
+        .execute(conn)?;
+        Ok(locked == 1)
+    }
+
     /// Takes a place if one is left (the check is in the UPDATE); false when full.
     pub fn take_place(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
         let updated = diesel::update(activities::table.find(id).filter(

@@ -324,7 +324,7 @@ pub async fn sign_up(
         check_access(state, principal, community_id.clone(), |roles| roles.resident, "sign up for activities").await?;
     idempotency::write(&state.db, scope, now, move |conn| {
         let (_, _, activity) = visible_activity(conn, &principal, &community_id, &activity_id)?;
-        if activity.status() != ActivityStatus::Published {
+        if !Activity::lock_open(conn, &activity.id)? {
             return Err(closed());
         }
         if now.naive_utc() >= activity.signup_deadline {
@@ -354,7 +354,7 @@ pub async fn withdraw(
             let (_, _, activity) = visible_activity(conn, &principal, &community_id, &activity_id)?;
             let registration = Registration::find(conn, &activity.id, &principal.user.id)?
                 .ok_or_else(|| ApiError::not_found("registration"))?;
-            if activity.status() != ActivityStatus::Published {
+            if !Activity::lock_open(conn, &activity.id)? {
                 return Err(closed());
             }
             if registration.checked_in_at.is_some()
@@ -430,7 +430,7 @@ pub async fn check_in(
             None if roles.resident => (principal.user.id.clone(), "code"),
             None => return Err(ApiError::forbidden("only residents of the community check in")),
         };
-        if activity.status() != ActivityStatus::Published {
+        if !Activity::lock_open(conn, &activity.id)? {
             return Err(closed());
         }
         let (opens, closes) = check_in_window(&activity);
@@ -500,7 +500,7 @@ pub async fn complete(
         let activity =
             Activity::find(conn, &community.id, &activity_id)?.ok_or_else(|| ApiError::not_found("activity"))?;
         match activity.status() {
-            ActivityStatus::Published => {}
+            ActivityStatus::Published if Activity::lock_open(conn, &activity.id)? => {}
             ActivityStatus::Completed => {
                 return Err(ApiError::new(
                     ErrorCode::AlreadyCompleted,

@@ -225,11 +225,21 @@ impl Database {
         if !acquired.locked {
             return Ok(None);
         }
-        let result = job();
-        diesel::sql_query("SELECT pg_advisory_unlock($1) AS locked")
-            .bind::<diesel::sql_types::BigInt, _>(key)
-            .get_result::<Locked>(pg)?;
-        Ok(Some(result))
+        // Released even if the job panics: a lock left on a pooled connection would stop
+        // the job on every server until that connection closed.
+        struct Unlock<'a>(&'a mut diesel::PgConnection, i64);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+                    .bind::<diesel::sql_types::BigInt, _>(self.1)
+                    .execute(self.0);
+                if let Err(err) = unlocked {
+                    tracing::error!(error = %err, "releasing an advisory lock failed");
+                }
+            }
+        }
+        let _unlock = Unlock(pg, key);
+        Ok(Some(job()))
     }
 
     /// PostgreSQL can be configured to acknowledge commits it has not made

@@ -4,9 +4,10 @@
 //! database transaction as the effect, so there is never an effect without its
 //! record or a record without its effect. The same key with the same request
 //! replays the stored answer (`Idempotent-Replayed: true`); with another request
-//! it is refused. Requests refused by validation before anything runs do not use
-//! up the key; answers given once the request ran (including refusals such as
-//! `insufficient_points`) are replayed. Server errors roll everything back.
+//! it is refused. Successes and refusals for the state of things (409, such as
+//! `insufficient_points` or `already_reversed`) are stored and replayed; any other
+//! error (invalid input, missing rights, server errors) rolls everything back,
+//! key included, so the corrected request can use the same key.
 
 pub mod model;
 
@@ -211,7 +212,9 @@ where
             // The effect runs in a savepoint, so a refusal can be recorded without its partial writes.
             let reply = match conn.transaction(effect) {
                 Ok(reply) => reply,
-                Err(err) if err.status_code().is_client_error() => Reply::from_error(&err),
+                // A conflict with the state (not enough points, already reversed, ...) is the
+                // answer to this request and is replayed; anything else leaves the key unused.
+                Err(err) if err.status_code() == StatusCode::CONFLICT => Reply::from_error(&err),
                 Err(err) => return Err(err),
             };
             record.status = i32::from(reply.status.as_u16());

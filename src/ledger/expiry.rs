@@ -1,6 +1,8 @@
 //! When points expire: a community's policy, applied at local midnight.
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, Utc};
+
+use crate::calendar::local_midnight;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -53,12 +55,6 @@ impl ExpiryPolicy {
         };
         local_midnight(expiry_date, timezone)
     }
-}
-
-/// The UTC instant a local date starts (the earliest, should a time change make it ambiguous).
-pub fn local_midnight(date: NaiveDate, timezone: Tz) -> Option<NaiveDateTime> {
-    let midnight = date.and_hms_opt(0, 0, 0)?;
-    timezone.from_local_datetime(&midnight).earliest().map(|local| local.naive_utc())
 }
 
 pub fn timezone_of(community: &Unit) -> Tz {

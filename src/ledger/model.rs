@@ -214,9 +214,14 @@ impl LedgerHead {
     /// UPDATE) or SQLite's database lock. Every ledger write of a community takes
     /// it first, which orders them and keeps the chain linear.
     pub fn lock(conn: &mut DbConnection, community_id: &str) -> QueryResult<LedgerHead> {
-        diesel::update(ledger_heads::table.find(community_id))
+        let locked = diesel::update(ledger_heads::table.find(community_id))
             .set(ledger_heads::sequence.eq(ledger_heads::sequence))
             .execute(conn)?;
+        if locked != 1 {
+            // Every community gets its head when it is created: a missing one is a bug, not a 404.
+            let missing = format!("community {community_id} has no ledger head");
+            return Err(diesel::result::Error::QueryBuilderError(missing.into()));
+        }
         Self::read(conn, community_id)
     }
 

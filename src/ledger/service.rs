@@ -328,6 +328,37 @@ pub async fn award(
     .await
 }
 
+/// Staff may not award points to themselves or to their own household (same compound,
+/// building, unit and room in this community): someone else must.
+fn check_no_conflict_of_interest(
+    conn: &mut DbConnection,
+    community: &Unit,
+    actor_id: &str,
+    beneficiary_id: &str,
+) -> ApiResult<()> {
+    let conflict = || {
+        ApiError::new(
+            ErrorCode::ConflictOfInterest,
+            "points for yourself or your household must be given by other staff",
+        )
+    };
+    if actor_id == beneficiary_id {
+        return Err(conflict());
+    }
+    let mut household = |user_id: &str| -> ApiResult<_> {
+        Ok(Membership::find(conn, &community.id, user_id)?
+            .filter(|membership| membership.is_resident)
+            .and_then(|membership| membership.household())
+            .filter(|h| h.compound.is_some() && h.building.is_some() && h.unit.is_some() && h.room.is_some()))
+    };
+    if let (Some(actor_home), Some(beneficiary_home)) = (household(actor_id)?, household(beneficiary_id)?)
+        && actor_home == beneficiary_home
+    {
+        return Err(conflict());
+    }
+    Ok(())
+}
+
 /// An award to be written: to whom (points None: the rule's default), why, by whom.
 pub struct Award {
     pub memo: String,
@@ -348,6 +379,7 @@ pub fn award_in(
     let expires_at = ExpiryPolicy::of(community).expires_at(now, timezone_of(community));
     let mut legs = vec![Leg::system(Account::system(conn, &community.id, AccountKind::Issuance)?, 0)];
     for (user_id, points) in award.lines {
+        check_no_conflict_of_interest(conn, community, &award.actor_id, &user_id)?;
         let account = active_resident_account(conn, community, &user_id, now.naive_utc())?;
         let points = points.unwrap_or(rule.default_points);
         rules::service::check_use(conn, community, rule, &account, points, TransactionKind::Award, now)?;
@@ -469,7 +501,8 @@ pub async fn reverse(
     .await
 }
 
-/// Postings as the caller may see them: a resident sees their own and the system accounts'.
+/// Postings as the caller may see them: a resident sees only their own (not, say, the total
+/// a batch award took from the issuance account, which would tell what others received).
 fn visible_postings(
     rows: Vec<(Posting, Account)>,
     resident_account: Option<&str>,
@@ -478,7 +511,7 @@ fn visible_postings(
     for (posting, account) in rows {
         let visible = match resident_account {
             None => true,
-            Some(own) => account.kind() != AccountKind::Resident || account.id == own,
+            Some(own) => account.id == own,
         };
         if visible {
             by_transaction
@@ -651,7 +684,9 @@ pub fn verify_chain(conn: &mut DbConnection, community_id: &str) -> ApiResult<Ve
     let mut checked = 0;
     let mut first_bad = None;
     'segments: loop {
-        let segment = LedgerTransaction::chain_segment(conn, community_id, checked, SEGMENT)?;
+        // Transactions committed after the head was read are not part of this verification.
+        let segment =
+            LedgerTransaction::chain_segment(conn, community_id, checked, SEGMENT.min(head.sequence - checked))?;
         if segment.is_empty() {
             break;
         }
@@ -733,6 +768,7 @@ pub fn expire_community(conn: &mut DbConnection, community_id: &str, now: DateTi
 }
 
 /// Expires due points in every community, one database transaction per community.
+/// A community that fails is logged and retried next round; the others go on.
 /// Blocking: for the maintenance task and the command line.
 pub fn run_expiry(db: &Database, now: DateTime<Utc>) -> ApiResult<usize> {
     let mut conn = db.blocking_connection()?;
@@ -740,7 +776,10 @@ pub fn run_expiry(db: &Database, now: DateTime<Utc>) -> ApiResult<usize> {
     drop(conn);
     let mut written = 0;
     for community_id in communities {
-        written += db.write_blocking(|conn| expire_community(conn, &community_id, now))?;
+        match db.write_blocking(|conn| expire_community(conn, &community_id, now)) {
+            Ok(count) => written += count,
+            Err(err) => tracing::error!(community = %community_id, error = %err, "expiring points failed"),
+        }
     }
     Ok(written)
 }

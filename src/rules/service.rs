@@ -1,14 +1,14 @@
 //! Managing point rules, and holding awards and deductions to them.
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Utc};
 
 use crate::auth::principal::Principal;
+use crate::calendar::{Period, period_start};
 use crate::db::{DbConnection, new_id};
 use crate::error::{ApiError, ApiResult, ErrorCode, unique_violation_as};
 use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::api::MAX_POINTS;
-use crate::ledger::expiry::{local_midnight, timezone_of};
+use crate::ledger::expiry::timezone_of;
 use crate::ledger::model::{Account, LedgerTransaction, TransactionKind};
 use crate::ledger::service::{community_for, is_staff};
 use crate::pagination::{Page, PageRequest};
@@ -166,14 +166,6 @@ pub fn resolve(conn: &mut DbConnection, community: &Unit, code: &str, direction:
     }
 }
 
-/// The UTC starts of the local day, week (from Monday) and month containing `now`.
-fn period_starts(now: DateTime<Utc>, timezone: Tz) -> Option<[NaiveDateTime; 3]> {
-    let today = now.with_timezone(&timezone).date_naive();
-    let monday = today.checked_sub_days(Days::new(u64::from(today.weekday().num_days_from_monday())))?;
-    let first = NaiveDate::from_ymd_opt(today.year(), today.month(), 1)?;
-    Some([local_midnight(today, timezone)?, local_midnight(monday, timezone)?, local_midnight(first, timezone)?])
-}
-
 /// Holds one use of `rule` for one resident to the rule's points range and caps.
 /// Call it under the community's ledger lock, so parallel requests are counted.
 pub fn check_use(
@@ -191,11 +183,15 @@ pub fn check_use(
             format!("rule {} allows {} to {} points, not {points}", rule.code, rule.min_points, rule.max_points),
         ));
     }
-    let starts = period_starts(now, timezone_of(community)).ok_or_else(|| ApiError::internal("no local calendar"))?;
-    for ((cap, since), period) in
-        [rule.daily_cap, rule.weekly_cap, rule.monthly_cap].into_iter().zip(starts).zip(["day", "week", "month"])
-    {
+    let caps = [
+        (rule.daily_cap, Period::Day, "day"),
+        (rule.weekly_cap, Period::Week, "week"),
+        (rule.monthly_cap, Period::Month, "month"),
+    ];
+    for (cap, calendar_period, period) in caps {
         let Some(cap) = cap else { continue };
+        let since = period_start(now, timezone_of(community), calendar_period)
+            .ok_or_else(|| ApiError::internal("no local calendar"))?;
         let used = LedgerTransaction::rule_uses(conn, &community.id, &resident.id, &rule.code, kind, since)?;
         if used >= i64::from(cap) {
             return Err(ApiError::new(

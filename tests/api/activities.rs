@@ -322,13 +322,35 @@ async fn activities_have_rules_for_who_does_what_when(app: &TestApp) {
     let check_in = c.path(&format!("/activities/{draft_id}/check-ins"));
     expect_problem(app.post(&check_in, &pending, json!({"code": "ABCDEF"})).await, StatusCode::NOT_FOUND, "not_found")
         .await;
+    // Staff cannot check in someone who is not an active resident.
+    let pending_id = json_of(app.get("/api/v1/me", &pending).await).await["id"].clone();
+    let published = create_activity(app, &c, activity_body(None)).await;
+    at(app, &mut c, "2026-11-27T03:00:00Z").await;
+    let published_check_in = c.path(&format!("/activities/{}/check-ins", published["id"].as_str().unwrap()));
+    expect_problem(
+        app.post(&published_check_in, &c.staff, json!({"user_id": pending_id})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resident_not_active",
+    )
+    .await;
+    // Another community's staff, on their own community's path with this activity's id: 404.
+    let other_staff = app.login("外人.staff", crate::helpers::PASSWORD).await;
+    let other_id = json_of(app.get("/api/v1/units?kind=community", &other_staff).await).await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let foreign = format!("/api/v1/communities/{other_id}/activities/{}", published["id"].as_str().unwrap());
+    expect_problem(app.get(&foreign, &other_staff).await, StatusCode::NOT_FOUND, "not_found").await;
+    let foreign_completion =
+        post_with_key(app, &format!("{foreign}/completion"), &other_staff, &new_key(), json!({})).await;
+    expect_problem(foreign_completion, StatusCode::NOT_FOUND, "not_found").await;
     // Lists filter by category of the rule.
     assert_eq!(
         json_of(app.get(&c.path("/activities?category=volunteering"), &c.staff).await).await["items"]
             .as_array()
             .unwrap()
             .len(),
-        1
+        2
     );
     assert_eq!(json_of(app.get(&c.path("/activities?category=culture"), &c.staff).await).await["items"], json!([]));
     // Bad activities.

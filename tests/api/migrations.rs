@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
 use jifen::db::migrations_for;
-use jifen::db::schema::users;
+use jifen::db::schema::{accounts, ledger_heads, units, users};
 
 use crate::both_backends;
 use crate::helpers::TestApp;
@@ -19,9 +19,39 @@ async fn migrations_revert_and_reapply_cleanly(app: &TestApp) {
         let migrations = migrations_for(&conn);
         conn.revert_all_migrations(migrations).unwrap();
         assert!(users::table.count().get_result::<i64>(&mut *conn).is_err(), "tables are gone");
+        // Only the first migration, then a community made before the ledger existed...
+        let migrations = migrations_for(&conn);
+        conn.run_next_migration(migrations).unwrap();
+        for (id, kind, parent, path, timezone, code) in [
+            ("p", "platform", None, "/p/", None, None),
+            ("d", "district", Some("p"), "/p/d/", None, None),
+            ("s", "street", Some("d"), "/p/d/s/", None, None),
+            ("c", "community", Some("s"), "/p/d/s/c/", Some("Asia/Shanghai"), Some("ABCDEFGH")),
+        ] {
+            diesel::insert_into(units::table)
+                .values((
+                    units::id.eq(id),
+                    units::kind.eq(kind),
+                    units::parent_id.eq(parent),
+                    units::path.eq(path),
+                    units::name.eq(id),
+                    units::timezone.eq(timezone),
+                    units::join_code.eq(code),
+                    units::created_at.eq(chrono::NaiveDateTime::default()),
+                    units::updated_at.eq(chrono::NaiveDateTime::default()),
+                ))
+                .execute(&mut *conn)
+                .unwrap();
+        }
+        // ...gets its chain head and system accounts from the later migrations.
         let migrations = migrations_for(&conn);
         conn.run_pending_migrations(migrations).unwrap();
         assert_eq!(users::table.count().get_result::<i64>(&mut *conn).unwrap(), 0);
+        assert_eq!(ledger_heads::table.count().get_result::<i64>(&mut *conn).unwrap(), 1);
+        assert_eq!(
+            accounts::table.filter(accounts::community_id.eq("c")).count().get_result::<i64>(&mut *conn).unwrap(),
+            4
+        );
     })
     .await
     .unwrap();

@@ -80,6 +80,15 @@ async fn staff_manage_rules_and_everyone_reads_them(app: &TestApp) {
         "validation_failed",
     )
     .await;
+    // Another community's staff cannot change it through their own community's path.
+    let other = community(app, "细则乙", 0).await;
+    let foreign = other.path(&format!("/rules/{}", rule["id"].as_str().unwrap()));
+    expect_problem(
+        app.patch(&foreign, &other.staff, json!({"active": true})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
     let inactive = json_of(app.get(&c.path("/rules?active=false"), resident).await).await;
     assert_eq!(inactive["items"].as_array().unwrap().len(), 1);
 }

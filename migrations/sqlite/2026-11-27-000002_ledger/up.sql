@@ -9,7 +9,7 @@ UPDATE units SET expiry_policy = 'never' WHERE kind = 'community';
 CREATE TABLE accounts (
     id           TEXT PRIMARY KEY,
     community_id TEXT NOT NULL REFERENCES units (id),
-    kind         TEXT NOT NULL CHECK (kind IN ('resident', 'issuance', 'redemption', 'expiry', 'penalty')),
+    kind         TEXT NOT NULL CHECK (kind IN ('resident', 'issuance', 'redemption', 'expiry', 'penalty', 'hold')),
     user_id      TEXT REFERENCES users (id),
     -- Available points.
     balance      BIGINT NOT NULL DEFAULT 0,
@@ -98,6 +98,17 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (user_id, key)
 );
 CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+
+-- Communities that existed before the ledger get their chain head and accounts now.
+INSERT INTO ledger_heads (community_id, sequence, hash)
+SELECT id, 0, '0000000000000000000000000000000000000000000000000000000000000000' FROM units WHERE kind = 'community';
+INSERT INTO accounts (id, community_id, kind, user_id, created_at)
+SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-' || hex(randomblob(2)) || '-' || hex(randomblob(2)) || '-' || hex(randomblob(6))), units.id, kinds.kind, NULL, strftime('%Y-%m-%d %H:%M:%f', 'now')
+FROM units CROSS JOIN (SELECT 'issuance' AS kind UNION ALL SELECT 'redemption' UNION ALL SELECT 'expiry' UNION ALL SELECT 'penalty') AS kinds
+WHERE units.kind = 'community';
+INSERT INTO accounts (id, community_id, kind, user_id, created_at)
+SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-' || hex(randomblob(2)) || '-' || hex(randomblob(2)) || '-' || hex(randomblob(6))), unit_id, 'resident', user_id, strftime('%Y-%m-%d %H:%M:%f', 'now')
+FROM memberships WHERE is_resident AND status = 'active';
 
 -- The ledger is append-only: corrections are new, linked transactions.
 CREATE TRIGGER ledger_transactions_no_update BEFORE UPDATE ON ledger_transactions
