@@ -77,6 +77,14 @@ pub enum ErrorCode {
     /// Check-in opens 30 minutes before the start and closes 30 minutes after the end.
     CheckInClosed,
     InvalidCheckInCode,
+    OutOfStock,
+    /// The resident reached the reward's limit for the period.
+    LimitReached,
+    /// The reward is inactive or outside its availability window.
+    RewardUnavailable,
+    InvalidPickupCode,
+    /// The order was already handed over or cancelled.
+    RedemptionNotPending,
     InternalError,
     ServiceUnavailable,
 }
@@ -107,7 +115,10 @@ impl ErrorCode {
             | ActivityFull
             | AlreadyRegistered
             | AlreadyCheckedIn
-            | AlreadyCompleted => StatusCode::CONFLICT,
+            | AlreadyCompleted
+            | OutOfStock
+            | LimitReached
+            | RedemptionNotPending => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidJoinCode
@@ -122,7 +133,9 @@ impl ErrorCode {
             | RuleCapExceeded
             | RegistrationClosed
             | CheckInClosed
-            | InvalidCheckInCode => StatusCode::UNPROCESSABLE_ENTITY,
+            | InvalidCheckInCode
+            | RewardUnavailable
+            | InvalidPickupCode => StatusCode::UNPROCESSABLE_ENTITY,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -174,6 +187,11 @@ impl ErrorCode {
             RegistrationClosed => "registration_closed",
             CheckInClosed => "check_in_closed",
             InvalidCheckInCode => "invalid_check_in_code",
+            OutOfStock => "out_of_stock",
+            LimitReached => "limit_reached",
+            RewardUnavailable => "reward_unavailable",
+            InvalidPickupCode => "invalid_pickup_code",
+            RedemptionNotPending => "redemption_not_pending",
             InternalError => "internal_error",
             ServiceUnavailable => "service_unavailable",
         }

@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod maintenance;
 pub mod openapi;
 pub mod pagination;
+pub mod redemptions;
 pub mod rewards;
 pub mod rules;
 pub mod startup;

@@ -86,8 +86,8 @@ fn ledger_command(url: DatabaseUrl, command: LedgerCommand) -> anyhow::Result<bo
         LedgerCommand::Expire => {
             match maintenance::run_once(&db, SystemClock.now())? {
                 Some(report) => println!(
-                    "expiry transactions written: {}; idempotency records purged: {}",
-                    report.expiry_transactions, report.idempotency_records_purged
+                    "uncollected orders cancelled: {}; expiry transactions written: {}; idempotency records purged: {}",
+                    report.uncollected_orders_cancelled, report.expiry_transactions, report.idempotency_records_purged
                 ),
                 None => println!("another server is running maintenance right now; nothing done"),
             }

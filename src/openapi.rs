@@ -37,6 +37,7 @@ Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_toke
         (name = "rules", description = "A community's point rules (积分细则)"),
         (name = "activities", description = "Activities with sign-up, check-in and completion"),
         (name = "rewards", description = "The points shop (积分超市): its catalogue"),
+        (name = "redemptions", description = "Orders in the points shop: hold, hand over, cancel"),
         (name = "claims", description = "Residents' claims for good deeds, reviewed by staff"),
         (name = "ledger", description = "Points: awards, deductions, reversals, balances, the hash chain"),
         (name = "system", description = "Health and this description"),
@@ -127,7 +128,8 @@ where
             .configure(crate::rules::routes)
             .configure(crate::claims::routes)
             .configure(crate::activities::routes)
-            .configure(crate::rewards::routes),
+            .configure(crate::rewards::routes)
+            .configure(crate::redemptions::routes),
     )
 }
 

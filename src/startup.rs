@@ -161,6 +161,7 @@ fn ensure_platform(conn: &mut DbConnection, now: chrono::NaiveDateTime) -> anyho
         expiry_policy: None,
         expiry_days: None,
         max_open_claims: None,
+        pickup_window_days: None,
     };
     platform.insert(conn)?;
     Ok(platform)

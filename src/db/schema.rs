@@ -15,6 +15,7 @@ diesel::table! {
         expiry_policy -> Nullable<Text>,
         expiry_days -> Nullable<Integer>,
         max_open_claims -> Nullable<Integer>,
+        pickup_window_days -> Nullable<Integer>,
     }
 }
 
@@ -239,6 +240,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    redemptions (id) {
+        id -> Text,
+        community_id -> Text,
+        user_id -> Text,
+        reward_id -> Text,
+        quantity -> Integer,
+        points -> BigInt,
+        status -> Text,
+        pickup_code -> Text,
+        ordered_by -> Text,
+        hold_transaction_id -> Text,
+        settle_transaction_id -> Nullable<Text>,
+        resolved_by -> Nullable<Text>,
+        resolved_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(redemptions -> rewards (reward_id));
 diesel::joinable!(activities -> rules (rule_id));
 diesel::joinable!(activity_registrations -> activities (activity_id));
 diesel::joinable!(activity_registrations -> users (user_id));
@@ -269,4 +290,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     activities,
     activity_registrations,
     rewards,
+    redemptions,
 );

@@ -21,11 +21,13 @@ pub enum AccountKind {
     Expiry,
     /// Where deducted points go.
     Penalty,
+    /// Points of orders in the points shop not yet handed over.
+    Hold,
 }
 
 impl AccountKind {
-    pub const SYSTEM: [AccountKind; 4] =
-        [AccountKind::Issuance, AccountKind::Redemption, AccountKind::Expiry, AccountKind::Penalty];
+    pub const SYSTEM: [AccountKind; 5] =
+        [AccountKind::Issuance, AccountKind::Redemption, AccountKind::Expiry, AccountKind::Penalty, AccountKind::Hold];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,6 +36,7 @@ impl AccountKind {
             AccountKind::Redemption => "redemption",
             AccountKind::Expiry => "expiry",
             AccountKind::Penalty => "penalty",
+            AccountKind::Hold => "hold",
         }
     }
 
@@ -44,6 +47,7 @@ impl AccountKind {
             AccountKind::Redemption,
             AccountKind::Expiry,
             AccountKind::Penalty,
+            AccountKind::Hold,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == s)
@@ -61,6 +65,12 @@ pub enum TransactionKind {
     Reversal,
     /// Points whose lots reached their expiry date, to the expiry account.
     Expiry,
+    /// A resident's order in the points shop: points move to the hold account.
+    RedemptionHold,
+    /// The handover: held points move to the redemption account.
+    Redemption,
+    /// A cancelled order: held points go back to the resident's lots.
+    Refund,
 }
 
 impl TransactionKind {
@@ -70,13 +80,24 @@ impl TransactionKind {
             TransactionKind::Deduction => "deduction",
             TransactionKind::Reversal => "reversal",
             TransactionKind::Expiry => "expiry",
+            TransactionKind::RedemptionHold => "redemption_hold",
+            TransactionKind::Redemption => "redemption",
+            TransactionKind::Refund => "refund",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [TransactionKind::Award, TransactionKind::Deduction, TransactionKind::Reversal, TransactionKind::Expiry]
-            .into_iter()
-            .find(|kind| kind.as_str() == s)
+        [
+            TransactionKind::Award,
+            TransactionKind::Deduction,
+            TransactionKind::Reversal,
+            TransactionKind::Expiry,
+            TransactionKind::RedemptionHold,
+            TransactionKind::Redemption,
+            TransactionKind::Refund,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == s)
     }
 }
 
@@ -166,6 +187,14 @@ impl Account {
 
     pub fn find_all(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<Account>> {
         accounts::table.filter(accounts::id.eq_any(ids)).select(Account::as_select()).load(conn)
+    }
+
+    /// Moves a resident's held figure and lifetime spent (the points themselves move by postings).
+    pub fn add_held_and_spent(conn: &mut DbConnection, id: &str, held: i64, spent: i64) -> QueryResult<()> {
+        diesel::update(accounts::table.find(id))
+            .set((accounts::held.eq(accounts::held + held), accounts::spent.eq(accounts::spent + spent)))
+            .execute(conn)
+            .map(drop)
     }
 
     /// Adds to a balance (and the running totals). Never fails for lack of points.

@@ -256,7 +256,7 @@ pub fn validate_points(points: i64) -> ApiResult<i64> {
 }
 
 /// The resident's account in this community, if their membership is active.
-fn active_resident_account(
+pub fn active_resident_account(
     conn: &mut DbConnection,
     community: &Unit,
     user_id: &str,

@@ -82,6 +82,26 @@ impl Reward {
             && self.available_until.is_none_or(|until| now < until)
     }
 
+    /// Takes items from the stock if enough are left (checked in the UPDATE); false if not.
+    pub fn take_stock(conn: &mut DbConnection, id: &str, quantity: i32) -> QueryResult<bool> {
+        let unlimited: i64 = rewards::table.find(id).filter(rewards::stock.is_null()).count().get_result(conn)?;
+        if unlimited == 1 {
+            return Ok(true);
+        }
+        let taken = diesel::update(rewards::table.find(id).filter(rewards::stock.ge(quantity)))
+            .set(rewards::stock.eq(rewards::stock - quantity))
+            .execute(conn)?;
+        Ok(taken == 1)
+    }
+
+    /// Puts items back (no-op for unlimited rewards).
+    pub fn return_stock(conn: &mut DbConnection, id: &str, quantity: i32) -> QueryResult<()> {
+        diesel::update(rewards::table.find(id).filter(rewards::stock.is_not_null()))
+            .set(rewards::stock.eq(rewards::stock + quantity))
+            .execute(conn)
+            .map(drop)
+    }
+
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
         diesel::insert_into(rewards::table).values(self).execute(conn).map(drop)
     }

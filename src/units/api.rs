@@ -35,6 +35,7 @@ impl From<&Unit> for UnitSummary {
     "join_code": "FUY8K3QM",
     "expiry_policy": {"policy": "year_end"},
     "max_open_claims": 5,
+    "pickup_window_days": 14,
     "created_at": "2026-11-27T02:30:00Z",
     "updated_at": "2026-11-27T02:30:00Z"
 }))]
@@ -54,6 +55,8 @@ pub struct UnitResponse {
     pub expiry_policy: Option<ExpiryPolicy>,
     /// How many undecided claims a resident of the community may have at once; null for other kinds.
     pub max_open_claims: Option<i32>,
+    /// Days residents have to collect an order from the points shop; null for other kinds.
+    pub pickup_window_days: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -66,6 +69,7 @@ impl UnitResponse {
         UnitResponse {
             expiry_policy,
             max_open_claims: unit.max_open_claims,
+            pickup_window_days: unit.pickup_window_days,
             kind: unit.kind(),
             id: unit.id,
             parent_id: unit.parent_id,
@@ -94,6 +98,8 @@ pub struct CreateUnitRequest {
     pub expiry_policy: Option<ExpiryPolicy>,
     /// Communities only: undecided claims per resident, 1 to 100 (default 5).
     pub max_open_claims: Option<i32>,
+    /// Communities only: days to collect an order, 1 to 365 (default 14).
+    pub pickup_window_days: Option<i32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -110,6 +116,8 @@ pub struct UpdateUnitRequest {
     pub expiry_policy: Option<ExpiryPolicy>,
     /// Communities only: undecided claims per resident, 1 to 100.
     pub max_open_claims: Option<i32>,
+    /// Communities only: days to collect an order, 1 to 365.
+    pub pickup_window_days: Option<i32>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -153,6 +153,8 @@ pub struct Unit {
     pub expiry_days: Option<i32>,
     /// Communities: how many undecided claims a resident may have at once.
     pub max_open_claims: Option<i32>,
+    /// Communities: days to collect an order before it is cancelled.
+    pub pickup_window_days: Option<i32>,
 }
 
 #[derive(Debug, Default, AsChangeset)]
@@ -165,6 +167,7 @@ pub struct UnitChanges {
     pub expiry_policy: Option<String>,
     pub expiry_days: Option<Option<i32>>,
     pub max_open_claims: Option<i32>,
+    pub pickup_window_days: Option<i32>,
 }
 
 /// Filters of the unit list.

@@ -76,6 +76,11 @@ pub async fn create_unit(
         (_, None) => None,
         (_, Some(_)) => return Err(ApiError::validation("max_open_claims applies to communities only")),
     };
+    let pickup_window_days = match (kind, request.pickup_window_days) {
+        (UnitKind::Community, days) => Some(validate_pickup_window(days.unwrap_or(DEFAULT_PICKUP_WINDOW_DAYS))?),
+        (_, None) => None,
+        (_, Some(_)) => return Err(ApiError::validation("pickup_window_days applies to communities only")),
+    };
     let expiry_policy = match (kind, request.expiry_policy) {
         (UnitKind::Community, policy) => Some(validate_expiry_policy(policy.unwrap_or(ExpiryPolicy::Never))?),
         (_, None) => None,
@@ -121,6 +126,7 @@ pub async fn create_unit(
             expiry_policy: expiry_policy.map(|policy| policy.columns().0),
             expiry_days: expiry_policy.and_then(|policy| policy.columns().1),
             max_open_claims,
+            pickup_window_days,
         };
         unit.insert(conn)?;
         if kind == UnitKind::Community {
@@ -168,6 +174,7 @@ pub async fn update_unit(
     let timezone = request.timezone.as_deref().map(validate_timezone).transpose()?;
     let expiry_policy = request.expiry_policy.map(validate_expiry_policy).transpose()?;
     let max_open_claims = request.max_open_claims.map(validate_max_open_claims).transpose()?;
+    let pickup_window_days = request.pickup_window_days.map(validate_pickup_window).transpose()?;
     let now = state.clock.now().naive_utc();
     state
         .db
@@ -208,6 +215,7 @@ pub async fn update_unit(
                 expiry_policy: expiry_policy.map(|policy| policy.columns().0),
                 expiry_days: expiry_policy.map(|policy| policy.columns().1),
                 max_open_claims,
+                pickup_window_days,
             };
             let unit = Unit::update(conn, &unit.id, &changes)?;
             let roles = principal.roles_on(&unit);
@@ -345,6 +353,14 @@ fn open_account_if_active_resident(
 }
 
 pub const DEFAULT_MAX_OPEN_CLAIMS: i32 = 5;
+pub const DEFAULT_PICKUP_WINDOW_DAYS: i32 = 14;
+
+fn validate_pickup_window(days: i32) -> ApiResult<i32> {
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::validation("pickup_window_days must be from 1 to 365"));
+    }
+    Ok(days)
+}
 
 fn validate_max_open_claims(limit: i32) -> ApiResult<i32> {
     if !(1..=100).contains(&limit) {

@@ -2,7 +2,7 @@
 //! checking the ledger's invariants straight from the database.
 
 use diesel::prelude::*;
-use jifen::db::schema::{accounts, ledger_heads, ledger_postings, ledger_transactions, lots};
+use jifen::db::schema::{accounts, ledger_heads, ledger_postings, ledger_transactions, lots, redemptions};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -132,12 +132,23 @@ pub async fn check_invariants(app: &TestApp) {
                 .unwrap();
             assert_eq!(amounts.iter().sum::<i64>(), 0, "postings of {community_id} sum to zero");
         }
-        let residents: Vec<(String, i64, i64)> = accounts::table
+        let residents: Vec<(String, String, Option<String>, i64, i64)> = accounts::table
             .filter(accounts::kind.eq("resident"))
-            .select((accounts::id, accounts::balance, accounts::held))
+            .select((accounts::id, accounts::community_id, accounts::user_id, accounts::balance, accounts::held))
             .load(conn)
             .unwrap();
-        for (account_id, balance, held) in residents {
+        let pending_points = |conn: &mut jifen::db::DbConnection, community_id: &str, user_id: Option<&str>| -> i64 {
+            let mut query = redemptions::table
+                .filter(redemptions::community_id.eq(community_id.to_owned()))
+                .filter(redemptions::status.eq("pending"))
+                .select(redemptions::points)
+                .into_boxed();
+            if let Some(user_id) = user_id {
+                query = query.filter(redemptions::user_id.eq(user_id.to_owned()));
+            }
+            query.load::<i64>(conn).unwrap().iter().sum()
+        };
+        for (account_id, community_id, user_id, balance, held) in residents {
             assert!(balance >= 0 && held >= 0, "account {account_id} is negative: {balance}/{held}");
             let posted: Vec<i64> = ledger_postings::table
                 .filter(ledger_postings::account_id.eq(&account_id))
@@ -146,8 +157,26 @@ pub async fn check_invariants(app: &TestApp) {
                 .unwrap();
             let in_lots: Vec<i64> =
                 lots::table.filter(lots::account_id.eq(&account_id)).select(lots::remaining).load(conn).unwrap();
-            assert_eq!(posted.iter().sum::<i64>(), balance + held, "account {account_id}: balance equals its postings");
-            assert_eq!(in_lots.iter().sum::<i64>(), balance + held, "account {account_id}: balance equals its lots");
+            assert_eq!(
+                posted.iter().sum::<i64>(),
+                balance,
+                "account {account_id}: available points equal its postings"
+            );
+            assert_eq!(in_lots.iter().sum::<i64>(), balance, "account {account_id}: available points equal its lots");
+            assert_eq!(
+                pending_points(conn, &community_id, user_id.as_deref()),
+                held,
+                "account {account_id}: held points equal its pending orders"
+            );
+        }
+        // Each hold account holds exactly its community's pending orders.
+        let holds: Vec<(String, i64)> = accounts::table
+            .filter(accounts::kind.eq("hold"))
+            .select((accounts::community_id, accounts::balance))
+            .load(conn)
+            .unwrap();
+        for (community_id, balance) in holds {
+            assert_eq!(pending_points(conn, &community_id, None), balance, "the hold account of {community_id}");
         }
     })
     .await

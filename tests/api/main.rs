@@ -12,6 +12,7 @@ mod ledger_helpers;
 mod members;
 mod migrations;
 mod openapi;
+mod redemptions;
 mod rewards;
 mod rules;
 mod system;

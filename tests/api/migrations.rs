@@ -50,7 +50,8 @@ async fn migrations_revert_and_reapply_cleanly(app: &TestApp) {
         assert_eq!(ledger_heads::table.count().get_result::<i64>(&mut *conn).unwrap(), 1);
         assert_eq!(
             accounts::table.filter(accounts::community_id.eq("c")).count().get_result::<i64>(&mut *conn).unwrap(),
-            4
+            5,
+            "issuance, redemption, expiry, penalty and hold"
         );
     })
     .await

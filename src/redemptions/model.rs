@@ -1,0 +1,179 @@
+//! Orders in the points shop: rows and their queries.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::db::DbConnection;
+use crate::db::schema::{redemptions, rewards, units};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RedemptionStatus {
+    /// Ordered; the points are held until the handover.
+    Pending,
+    /// Handed over; the points are spent.
+    Fulfilled,
+    /// Cancelled; the points and the stock went back.
+    Cancelled,
+}
+
+impl RedemptionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedemptionStatus::Pending => "pending",
+            RedemptionStatus::Fulfilled => "fulfilled",
+            RedemptionStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [RedemptionStatus::Pending, RedemptionStatus::Fulfilled, RedemptionStatus::Cancelled]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = redemptions)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct Redemption {
+    pub id: String,
+    pub community_id: String,
+    pub user_id: String,
+    pub reward_id: String,
+    pub quantity: i32,
+    pub points: i64,
+    pub status: String,
+    pub pickup_code: String,
+    pub ordered_by: String,
+    pub hold_transaction_id: String,
+    pub settle_transaction_id: Option<String>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Default)]
+pub struct RedemptionFilter {
+    pub user_id: Option<String>,
+    pub status: Option<RedemptionStatus>,
+    pub reward_id: Option<String>,
+    pub pickup_code: Option<String>,
+}
+
+impl Redemption {
+    pub fn status(&self) -> RedemptionStatus {
+        RedemptionStatus::parse(&self.status).unwrap_or(RedemptionStatus::Pending)
+    }
+
+    pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        diesel::insert_into(redemptions::table).values(self).execute(conn).map(drop)
+    }
+
+    pub fn find(conn: &mut DbConnection, community_id: &str, id: &str) -> QueryResult<Option<Redemption>> {
+        redemptions::table
+            .find(id)
+            .filter(redemptions::community_id.eq(community_id))
+            .select(Redemption::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn code_taken(conn: &mut DbConnection, community_id: &str, code: &str) -> QueryResult<bool> {
+        let count: i64 = redemptions::table
+            .filter(redemptions::community_id.eq(community_id))
+            .filter(redemptions::pickup_code.eq(code))
+            .count()
+            .get_result(conn)?;
+        Ok(count > 0)
+    }
+
+    /// Items of a reward a resident ordered since a time, not counting cancelled orders.
+    pub fn quantity_since(
+        conn: &mut DbConnection,
+        user_id: &str,
+        reward_id: &str,
+        since: NaiveDateTime,
+    ) -> QueryResult<i64> {
+        let quantities: Vec<i32> = redemptions::table
+            .filter(redemptions::user_id.eq(user_id))
+            .filter(redemptions::reward_id.eq(reward_id))
+            .filter(redemptions::created_at.ge(since))
+            .filter(redemptions::status.ne(RedemptionStatus::Cancelled.as_str()))
+            .select(redemptions::quantity)
+            .load(conn)?;
+        Ok(quantities.into_iter().map(i64::from).sum())
+    }
+
+    /// Resolves a pending order; false if it was resolved first.
+    pub fn resolve(
+        conn: &mut DbConnection,
+        id: &str,
+        status: RedemptionStatus,
+        settle_transaction_id: &str,
+        resolved_by: Option<&str>,
+        at: NaiveDateTime,
+    ) -> QueryResult<bool> {
+        let updated = diesel::update(
+            redemptions::table.find(id).filter(redemptions::status.eq(RedemptionStatus::Pending.as_str())),
+        )
+        .set((
+            redemptions::status.eq(status.as_str()),
+            redemptions::settle_transaction_id.eq(settle_transaction_id),
+            redemptions::resolved_by.eq(resolved_by),
+            redemptions::resolved_at.eq(at),
+        ))
+        .execute(conn)?;
+        Ok(updated == 1)
+    }
+
+    /// Pending orders older than their community's pickup window.
+    pub fn overdue(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<Redemption>> {
+        let candidates: Vec<(Redemption, Option<i32>)> = redemptions::table
+            .inner_join(units::table.on(units::id.eq(redemptions::community_id)))
+            .filter(redemptions::status.eq(RedemptionStatus::Pending.as_str()))
+            .filter(redemptions::created_at.lt(now - chrono::Duration::days(1)))
+            .select((Redemption::as_select(), units::pickup_window_days))
+            .load(conn)?;
+        Ok(candidates
+            .into_iter()
+            .filter(|(redemption, days)| {
+                redemption.created_at + chrono::Duration::days(i64::from(days.unwrap_or(14))) <= now
+            })
+            .map(|(redemption, _)| redemption)
+            .collect())
+    }
+
+    /// Oldest first, with each order's reward name.
+    pub fn list(
+        conn: &mut DbConnection,
+        community_id: &str,
+        filter: &RedemptionFilter,
+        after: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<(Redemption, String)>> {
+        let mut query = redemptions::table
+            .inner_join(rewards::table)
+            .filter(redemptions::community_id.eq(community_id.to_owned()))
+            .select((Redemption::as_select(), rewards::name))
+            .into_boxed();
+        if let Some(user_id) = &filter.user_id {
+            query = query.filter(redemptions::user_id.eq(user_id.clone()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(redemptions::status.eq(status.as_str()));
+        }
+        if let Some(reward_id) = &filter.reward_id {
+            query = query.filter(redemptions::reward_id.eq(reward_id.clone()));
+        }
+        if let Some(code) = &filter.pickup_code {
+            query = query.filter(redemptions::pickup_code.eq(code.clone()));
+        }
+        if let Some(after) = after {
+            query = query.filter(redemptions::id.gt(after.to_owned()));
+        }
+        query.order(redemptions::id.asc()).limit(limit).load(conn)
+    }
+}

@@ -1,0 +1,342 @@
+//! Orders in the points shop, as two-phase transfers: points are held at the order,
+//! posted to the redemption account at the handover, or returned on cancellation.
+
+use actix_web::HttpResponse;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use uuid::Uuid;
+
+use crate::auth::principal::Principal;
+use crate::calendar::{Period, period_start};
+use crate::codes::{is_code, normalize_code, random_code};
+use crate::db::{Database, DbConnection, new_id};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::idempotency::{self, Reply, Scope};
+use crate::ledger::expiry::timezone_of;
+use crate::ledger::model::{Account, AccountKind, LedgerHead, LotMovement, TransactionKind};
+use crate::ledger::service::{
+    Leg, LotEffect, NewTransaction, active_resident_account, check_access, community_for, is_staff, post,
+};
+use crate::pagination::{Page, PageRequest};
+use crate::redemptions::api::{FulfilmentRequest, OrderRequest, RedemptionListQuery, RedemptionResponse};
+use crate::redemptions::model::{Redemption, RedemptionFilter, RedemptionStatus};
+use crate::rewards::model::{LimitPeriod, Reward};
+use crate::startup::AppState;
+use crate::units::model::{Roles, Unit};
+
+const PICKUP_CODE_LENGTH: usize = 8;
+const MAX_QUANTITY: i32 = 100;
+
+fn not_pending() -> ApiError {
+    ApiError::new(ErrorCode::RedemptionNotPending, "this order was already handed over or cancelled")
+}
+
+fn period(limit: LimitPeriod) -> Period {
+    match limit {
+        LimitPeriod::Day => Period::Day,
+        LimitPeriod::Week => Period::Week,
+        LimitPeriod::Month => Period::Month,
+        LimitPeriod::Year => Period::Year,
+    }
+}
+
+fn reward_name(conn: &mut DbConnection, redemption: &Redemption) -> ApiResult<String> {
+    Ok(Reward::find(conn, &redemption.community_id, &redemption.reward_id)?
+        .map(|reward| reward.name)
+        .unwrap_or_default())
+}
+
+fn reply(conn: &mut DbConnection, community: &Unit, id: &str, created: bool) -> ApiResult<Reply> {
+    let redemption = Redemption::find(conn, &community.id, id)?.ok_or_else(|| ApiError::not_found("redemption"))?;
+    let name = reward_name(conn, &redemption)?;
+    let location = format!("/api/v1/communities/{}/redemptions/{}", redemption.community_id, redemption.id);
+    let response = RedemptionResponse::new(redemption, name);
+    if created { Reply::created(&response, location) } else { Reply::ok(&response) }
+}
+
+fn unused_pickup_code(conn: &mut DbConnection, community_id: &str) -> ApiResult<String> {
+    for _ in 0..10 {
+        let code = random_code(PICKUP_CODE_LENGTH);
+        if !Redemption::code_taken(conn, community_id, &code)? {
+            return Ok(code);
+        }
+    }
+    Err(ApiError::internal("could not find an unused pickup code"))
+}
+
+pub async fn order(
+    state: &AppState,
+    principal: Principal,
+    scope: Scope,
+    community_id: String,
+    request: OrderRequest,
+) -> ApiResult<HttpResponse> {
+    let quantity = request.quantity.unwrap_or(1);
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(ApiError::validation(format!("quantity must be from 1 to {MAX_QUANTITY}")));
+    }
+    let for_someone_else = request.user_id.map(|id| id.to_string()).filter(|id| *id != principal.user.id);
+    let allowed: fn(Roles) -> bool = if for_someone_else.is_some() { is_staff } else { |roles| roles.resident };
+    let principal = check_access(state, principal, community_id.clone(), allowed, "order in the points shop").await?;
+    let now = state.clock.now();
+    idempotency::write(&state.db, scope, now, move |conn| {
+        let (community, _) = community_for(conn, &principal, &community_id, allowed, "order in the points shop")?;
+        LedgerHead::lock(conn, &community.id)?;
+        let user_id = for_someone_else.unwrap_or_else(|| principal.user.id.clone());
+        let resident = active_resident_account(conn, &community, &user_id, now.naive_utc())?;
+        let reward = Reward::find(conn, &community.id, &request.reward_id.to_string())?
+            .filter(|reward| reward.is_on_offer(now.naive_utc()))
+            .ok_or_else(|| ApiError::new(ErrorCode::RewardUnavailable, "this reward is not on offer"))?;
+        if let (Some(limit), Some(limit_period)) = (reward.limit_per_resident, reward.limit_period()) {
+            let since = period_start(now, timezone_of(&community), period(limit_period))
+                .ok_or_else(|| ApiError::internal("no local calendar"))?;
+            let ordered = Redemption::quantity_since(conn, &user_id, &reward.id, since)?;
+            if ordered + i64::from(quantity) > i64::from(limit) {
+                return Err(ApiError::new(
+                    ErrorCode::LimitReached,
+                    format!("at most {limit} per resident per {}; {ordered} already ordered", limit_period.as_str()),
+                ));
+            }
+        }
+        if !Reward::take_stock(conn, &reward.id, quantity)? {
+            return Err(ApiError::new(ErrorCode::OutOfStock, "not enough left in stock"));
+        }
+        let points = reward.cost * i64::from(quantity);
+        let id = new_id();
+        let legs = vec![
+            Leg {
+                account: resident.clone(),
+                amount: -points,
+                earned: 0,
+                spent: 0,
+                lots: Some(LotEffect::Consume { preferred: Vec::new() }),
+            },
+            Leg::system(Account::system(conn, &community.id, AccountKind::Hold)?, points),
+        ];
+        let mut new = NewTransaction::new(
+            &community.id,
+            TransactionKind::RedemptionHold,
+            reward.name.clone(),
+            Some(principal.user.id.clone()),
+            now.naive_utc(),
+        );
+        new.cause = Some(("redemption".to_owned(), id.clone()));
+        let (hold, _) = post(conn, new, legs)?;
+        Account::add_held_and_spent(conn, &resident.id, points, 0)?;
+        Redemption {
+            id: id.clone(),
+            community_id: community.id.clone(),
+            user_id,
+            reward_id: reward.id.clone(),
+            quantity,
+            points,
+            status: RedemptionStatus::Pending.as_str().to_owned(),
+            pickup_code: unused_pickup_code(conn, &community.id)?,
+            ordered_by: principal.user.id.clone(),
+            hold_transaction_id: hold.id,
+            settle_transaction_id: None,
+            resolved_by: None,
+            resolved_at: None,
+            created_at: now.naive_utc(),
+        }
+        .insert(conn)?;
+        reply(conn, &community, &id, true)
+    })
+    .await
+}
+
+pub async fn fulfil(
+    state: &AppState,
+    principal: Principal,
+    scope: Scope,
+    community_id: String,
+    redemption_id: String,
+    request: FulfilmentRequest,
+) -> ApiResult<HttpResponse> {
+    let code = normalize_code(&request.pickup_code);
+    let principal = check_access(state, principal, community_id.clone(), is_staff, "hand over rewards").await?;
+    let now = state.clock.now();
+    idempotency::write(&state.db, scope, now, move |conn| {
+        let (community, _) = community_for(conn, &principal, &community_id, is_staff, "hand over rewards")?;
+        LedgerHead::lock(conn, &community.id)?;
+        let redemption =
+            Redemption::find(conn, &community.id, &redemption_id)?.ok_or_else(|| ApiError::not_found("redemption"))?;
+        if redemption.status() != RedemptionStatus::Pending {
+            return Err(not_pending());
+        }
+        if !is_code(&code) || code != redemption.pickup_code {
+            return Err(ApiError::new(ErrorCode::InvalidPickupCode, "this is not the order's pickup code"));
+        }
+        let legs = vec![
+            Leg::system(Account::system(conn, &community.id, AccountKind::Hold)?, -redemption.points),
+            Leg::system(Account::system(conn, &community.id, AccountKind::Redemption)?, redemption.points),
+        ];
+        let memo = reward_name(conn, &redemption)?;
+        let mut new = NewTransaction::new(
+            &community.id,
+            TransactionKind::Redemption,
+            memo,
+            Some(principal.user.id.clone()),
+            now.naive_utc(),
+        );
+        new.cause = Some(("redemption".to_owned(), redemption.id.clone()));
+        let (settled, _) = post(conn, new, legs)?;
+        let resident = Account::resident(conn, &community.id, &redemption.user_id)?
+            .ok_or_else(|| ApiError::internal("resident account missing"))?;
+        Account::add_held_and_spent(conn, &resident.id, -redemption.points, redemption.points)?;
+        if !Redemption::resolve(
+            conn,
+            &redemption.id,
+            RedemptionStatus::Fulfilled,
+            &settled.id,
+            Some(&principal.user.id),
+            now.naive_utc(),
+        )? {
+            return Err(not_pending());
+        }
+        reply(conn, &community, &redemption.id, false)
+    })
+    .await
+}
+
+/// Returns a pending order's points to the lots they came from (keeping their expiry
+/// dates; points whose lot expired meanwhile expire at the next run) and its stock.
+fn refund(
+    conn: &mut DbConnection,
+    community: &Unit,
+    redemption: &Redemption,
+    resolved_by: Option<&str>,
+    now: NaiveDateTime,
+) -> ApiResult<()> {
+    let resident = Account::resident(conn, &community.id, &redemption.user_id)?
+        .ok_or_else(|| ApiError::internal("resident account missing"))?;
+    let taken: Vec<LotMovement> = LotMovement::of_transaction(conn, &redemption.hold_transaction_id)?
+        .into_iter()
+        .filter(|m| m.amount > 0)
+        .collect();
+    let legs = vec![
+        Leg::system(Account::system(conn, &community.id, AccountKind::Hold)?, -redemption.points),
+        Leg {
+            account: resident.clone(),
+            amount: redemption.points,
+            earned: 0,
+            spent: 0,
+            lots: Some(LotEffect::Restore(taken)),
+        },
+    ];
+    let memo = reward_name(conn, redemption)?;
+    let mut new =
+        NewTransaction::new(&community.id, TransactionKind::Refund, memo, resolved_by.map(str::to_owned), now);
+    new.cause = Some(("redemption".to_owned(), redemption.id.clone()));
+    let (settled, _) = post(conn, new, legs)?;
+    Account::add_held_and_spent(conn, &resident.id, -redemption.points, 0)?;
+    Reward::return_stock(conn, &redemption.reward_id, redemption.quantity)?;
+    if !Redemption::resolve(conn, &redemption.id, RedemptionStatus::Cancelled, &settled.id, resolved_by, now)? {
+        return Err(not_pending());
+    }
+    Ok(())
+}
+
+pub async fn cancel(
+    state: &AppState,
+    principal: Principal,
+    scope: Scope,
+    community_id: String,
+    redemption_id: String,
+) -> ApiResult<HttpResponse> {
+    let now = state.clock.now();
+    idempotency::write(&state.db, scope, now, move |conn| {
+        let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "cancel orders")?;
+        LedgerHead::lock(conn, &community.id)?;
+        let redemption = Redemption::find(conn, &community.id, &redemption_id)?
+            .filter(|redemption| is_staff(roles) || redemption.user_id == principal.user.id)
+            .ok_or_else(|| ApiError::not_found("redemption"))?;
+        if redemption.status() != RedemptionStatus::Pending {
+            return Err(not_pending());
+        }
+        refund(conn, &community, &redemption, Some(&principal.user.id), now.naive_utc())?;
+        reply(conn, &community, &redemption.id, false)
+    })
+    .await
+}
+
+/// Cancels orders not collected within their community's pickup window. Blocking.
+pub fn cancel_uncollected(db: &Database, now: DateTime<Utc>) -> ApiResult<usize> {
+    let mut conn = db.blocking_connection()?;
+    let overdue = Redemption::overdue(&mut conn, now.naive_utc())?;
+    drop(conn);
+    let mut cancelled = 0;
+    for redemption in overdue {
+        let result = db.write_blocking(|conn| -> ApiResult<()> {
+            let community =
+                Unit::find(conn, &redemption.community_id)?.ok_or_else(|| ApiError::internal("community missing"))?;
+            LedgerHead::lock(conn, &community.id)?;
+            match Redemption::find(conn, &community.id, &redemption.id)? {
+                Some(current) if current.status() == RedemptionStatus::Pending => {
+                    refund(conn, &community, &current, None, now.naive_utc())
+                }
+                _ => Ok(()),
+            }
+        });
+        match result {
+            Ok(()) => cancelled += 1,
+            Err(err) => {
+                tracing::error!(redemption = %redemption.id, error = %err, "cancelling an uncollected order failed")
+            }
+        }
+    }
+    Ok(cancelled)
+}
+
+pub async fn list(
+    state: &AppState,
+    principal: Principal,
+    community_id: String,
+    query: RedemptionListQuery,
+) -> ApiResult<Page<RedemptionResponse>> {
+    let page = PageRequest::<Uuid>::parse(query.limit, query.cursor.as_deref())?;
+    let (fetch, after) = (page.fetch_limit(), page.after.map(|id| id.to_string()));
+    let rows = state
+        .db
+        .read(move |conn| {
+            let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "see orders")?;
+            let mut filter = RedemptionFilter {
+                user_id: query.user_id.map(|id| id.to_string()),
+                status: query.status,
+                reward_id: query.reward_id.map(|id| id.to_string()),
+                pickup_code: query.pickup_code.as_deref().map(normalize_code),
+            };
+            if !(is_staff(roles) || roles.auditor) {
+                if filter.user_id.as_ref().is_some_and(|id| *id != principal.user.id) {
+                    return Err(ApiError::forbidden("residents can see their own orders only"));
+                }
+                filter.user_id = Some(principal.user.id.clone());
+            }
+            Ok(Redemption::list(conn, &community.id, &filter, after.as_deref(), fetch)?)
+        })
+        .await?;
+    Ok(Page::from_rows(
+        rows,
+        &page,
+        |(redemption, _)| redemption.id.clone(),
+        |(redemption, name)| RedemptionResponse::new(redemption, name),
+    ))
+}
+
+pub async fn get(
+    state: &AppState,
+    principal: Principal,
+    community_id: String,
+    redemption_id: String,
+) -> ApiResult<RedemptionResponse> {
+    state
+        .db
+        .read(move |conn| {
+            let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "see orders")?;
+            let redemption = Redemption::find(conn, &community.id, &redemption_id)?
+                .filter(|redemption| is_staff(roles) || roles.auditor || redemption.user_id == principal.user.id)
+                .ok_or_else(|| ApiError::not_found("redemption"))?;
+            let name = reward_name(conn, &redemption)?;
+            Ok(RedemptionResponse::new(redemption, name))
+        })
+        .await
+}

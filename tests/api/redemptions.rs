@@ -1,0 +1,285 @@
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{TestApp, expect_problem, expect_status, json_of};
+use crate::ledger_helpers::{Community, award, balance, check_invariants, community, new_key, post_with_key};
+
+both_backends!(
+    an_order_from_hold_to_handover,
+    cancelled_orders_return_points_and_stock,
+    stock_is_never_oversold,
+    one_resident_cannot_overspend_in_parallel,
+    handover_and_cancellation_race_and_one_wins,
+    limits_per_period_follow_the_local_calendar,
+    uncollected_orders_are_cancelled_after_the_pickup_window
+);
+
+async fn reward(app: &TestApp, c: &Community, body: Value) -> String {
+    json_of(expect_status(app.post(&c.path("/rewards"), &c.staff, body).await, StatusCode::CREATED).await).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn order(app: &TestApp, c: &Community, token: &str, body: Value) -> reqwest::Response {
+    post_with_key(app, &c.path("/redemptions"), token, &new_key(), body).await
+}
+
+async fn account(app: &TestApp, c: &Community, user: &str) -> Value {
+    json_of(app.get(&c.path(&format!("/accounts/{user}")), &c.staff).await).await
+}
+
+async fn stock(app: &TestApp, c: &Community, reward_id: &str) -> Value {
+    json_of(app.get(&c.path(&format!("/rewards/{reward_id}")), &c.staff).await).await["stock"].clone()
+}
+
+async fn an_order_from_hold_to_handover(app: &TestApp) {
+    let c = community(app, "兑换", 1).await;
+    let (a, a_token) = c.residents[0].clone();
+    award(app, &c, &[(&a, 200)]).await;
+    let soap = reward(app, &c, json!({"name": "洗衣液", "cost": 30, "stock": 5})).await;
+    let placed = json_of(
+        expect_status(order(app, &c, &a_token, json!({"reward_id": soap, "quantity": 2})).await, StatusCode::CREATED)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (placed["status"].clone(), placed["points"].clone(), placed["ordered_by"].clone()),
+        (json!("pending"), json!(60), json!(a))
+    );
+    let code = placed["pickup_code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 8);
+    let held = account(app, &c, &a).await;
+    assert_eq!((held["balance"].clone(), held["held"].clone()), (json!(140), json!(60)));
+    assert_eq!(stock(app, &c, &soap).await, 3);
+
+    // At the counter: staff find the order by its code and hand it over.
+    let found =
+        json_of(app.get(&c.path(&format!("/redemptions?pickup_code={}", code.to_lowercase())), &c.staff).await).await;
+    assert_eq!(found["items"][0]["id"], placed["id"]);
+    let id = placed["id"].as_str().unwrap();
+    let fulfil_path = c.path(&format!("/redemptions/{id}/fulfilment"));
+    let fulfil = |code: String| app.post(&fulfil_path, &c.staff, json!({"pickup_code": code}));
+    expect_problem(fulfil("WRONG234".to_owned()).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_pickup_code").await;
+    expect_problem(
+        app.post(&c.path(&format!("/redemptions/{id}/fulfilment")), &a_token, json!({"pickup_code": code})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let done = json_of(expect_status(fulfil(code.clone()).await, StatusCode::OK).await).await;
+    assert_eq!(done["status"], "fulfilled");
+    let spent = account(app, &c, &a).await;
+    assert_eq!(
+        (spent["balance"].clone(), spent["held"].clone(), spent["lifetime_spent"].clone()),
+        (json!(140), json!(0), json!(60))
+    );
+    expect_problem(fulfil(code).await, StatusCode::CONFLICT, "redemption_not_pending").await;
+    expect_problem(
+        app.request(Method::POST, &c.path(&format!("/redemptions/{id}/cancellation")), Some(&a_token), None).await,
+        StatusCode::CONFLICT,
+        "redemption_not_pending",
+    )
+    .await;
+    let history = json_of(app.get(&c.path("/transactions?limit=2"), &c.auditor).await).await;
+    assert_eq!(history["items"][0]["kind"], "redemption");
+    assert_eq!(history["items"][1]["kind"], "redemption_hold");
+
+    // Refusals.
+    expect_problem(
+        order(app, &c, &a_token, json!({"reward_id": soap, "quantity": 4})).await,
+        StatusCode::CONFLICT,
+        "out_of_stock",
+    )
+    .await;
+    let pricey = reward(app, &c, json!({"name": "电饭煲", "cost": 1000})).await;
+    expect_problem(
+        order(app, &c, &a_token, json!({"reward_id": pricey})).await,
+        StatusCode::CONFLICT,
+        "insufficient_points",
+    )
+    .await;
+    let hidden = reward(app, &c, json!({"name": "下架", "cost": 1, "active": false})).await;
+    expect_problem(
+        order(app, &c, &a_token, json!({"reward_id": hidden})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "reward_unavailable",
+    )
+    .await;
+    expect_problem(
+        order(app, &c, &a_token, json!({"reward_id": soap, "quantity": 0})).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    expect_problem(
+        app.post(&c.path("/redemptions"), &a_token, json!({"reward_id": soap})).await,
+        StatusCode::BAD_REQUEST,
+        "idempotency_key_required",
+    )
+    .await;
+    // Staff order for a resident without a phone; residents cannot order for others.
+    let for_her = json_of(
+        expect_status(order(app, &c, &c.staff, json!({"reward_id": soap, "user_id": a})).await, StatusCode::CREATED)
+            .await,
+    )
+    .await;
+    assert_eq!(for_her["user_id"], a.as_str());
+    assert_ne!(for_her["ordered_by"], a.as_str());
+    expect_problem(
+        order(app, &c, &a_token, json!({"reward_id": soap, "user_id": c.residents[0].0.replace('0', "1")})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    check_invariants(app).await;
+}
+
+async fn cancelled_orders_return_points_and_stock(app: &TestApp) {
+    let c = community(app, "退单", 2).await;
+    let (a, a_token) = c.residents[0].clone();
+    let b_token = c.residents[1].1.clone();
+    award(app, &c, &[(&a, 50)]).await;
+    let soap = reward(app, &c, json!({"name": "洗衣液", "cost": 40, "stock": 1})).await;
+    let placed =
+        json_of(expect_status(order(app, &c, &a_token, json!({"reward_id": soap})).await, StatusCode::CREATED).await)
+            .await;
+    let id = placed["id"].as_str().unwrap();
+    // Someone else's order: not found for them.
+    expect_problem(
+        app.request(Method::POST, &c.path(&format!("/redemptions/{id}/cancellation")), Some(&b_token), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_problem(app.get(&c.path(&format!("/redemptions/{id}")), &b_token).await, StatusCode::NOT_FOUND, "not_found")
+        .await;
+    let cancelled = json_of(
+        expect_status(
+            app.request(Method::POST, &c.path(&format!("/redemptions/{id}/cancellation")), Some(&a_token), None).await,
+            StatusCode::OK,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(balance(app, &c, &a).await, 50);
+    assert_eq!(account(app, &c, &a).await["held"], 0);
+    assert_eq!(stock(app, &c, &soap).await, 1);
+    check_invariants(app).await;
+}
+
+async fn stock_is_never_oversold(app: &TestApp) {
+    let c = community(app, "抢购", 40).await;
+    let lines: Vec<(&str, i64)> = c.residents.iter().map(|(user, _)| (user.as_str(), 100)).collect();
+    award(app, &c, &lines).await;
+    let scarce = reward(app, &c, json!({"name": "春联", "cost": 10, "stock": 5})).await;
+    let keys: Vec<String> = c.residents.iter().map(|_| new_key()).collect();
+    let path = c.path("/redemptions");
+    let body = json!({"reward_id": scarce});
+    let responses = join_all(
+        c.residents.iter().zip(&keys).map(|((_, token), key)| post_with_key(app, &path, token, key, body.clone())),
+    )
+    .await;
+    let mut ordered = 0;
+    for response in responses {
+        if response.status() == StatusCode::CREATED {
+            ordered += 1;
+        } else {
+            expect_problem(response, StatusCode::CONFLICT, "out_of_stock").await;
+        }
+    }
+    assert_eq!(ordered, 5);
+    assert_eq!(stock(app, &c, &scarce).await, 0);
+    check_invariants(app).await;
+}
+
+async fn one_resident_cannot_overspend_in_parallel(app: &TestApp) {
+    let c = community(app, "超支", 1).await;
+    let (a, a_token) = c.residents[0].clone();
+    award(app, &c, &[(&a, 100)]).await;
+    let haircut = reward(app, &c, json!({"name": "义剪", "cost": 30})).await;
+    let keys: Vec<String> = (0..10).map(|_| new_key()).collect();
+    let path = c.path("/redemptions");
+    let body = json!({"reward_id": haircut});
+    let responses = join_all(keys.iter().map(|key| post_with_key(app, &path, &a_token, key, body.clone()))).await;
+    let ordered = responses.iter().filter(|response| response.status() == StatusCode::CREATED).count();
+    assert_eq!(ordered, 3);
+    let after = account(app, &c, &a).await;
+    assert_eq!((after["balance"].clone(), after["held"].clone()), (json!(10), json!(90)));
+    check_invariants(app).await;
+}
+
+async fn handover_and_cancellation_race_and_one_wins(app: &TestApp) {
+    let c = community(app, "竞态", 1).await;
+    let (a, a_token) = c.residents[0].clone();
+    award(app, &c, &[(&a, 100)]).await;
+    let soap = reward(app, &c, json!({"name": "洗衣液", "cost": 20, "stock": 10})).await;
+    for _ in 0..3 {
+        let placed = json_of(
+            expect_status(order(app, &c, &a_token, json!({"reward_id": soap})).await, StatusCode::CREATED).await,
+        )
+        .await;
+        let id = placed["id"].as_str().unwrap();
+        let fulfil_path = c.path(&format!("/redemptions/{id}/fulfilment"));
+        let cancel_path = c.path(&format!("/redemptions/{id}/cancellation"));
+        let fulfil = app.post(&fulfil_path, &c.staff, json!({"pickup_code": placed["pickup_code"]}));
+        let cancel = app.request(Method::POST, &cancel_path, Some(&a_token), None);
+        let (fulfilled, cancelled) = futures::join!(fulfil, cancel);
+        let statuses = [fulfilled.status(), cancelled.status()];
+        assert_eq!(statuses.iter().filter(|status| status.is_success()).count(), 1, "{statuses:?}");
+        assert!(statuses.contains(&StatusCode::CONFLICT), "{statuses:?}");
+    }
+    assert_eq!(account(app, &c, &a).await["held"], 0);
+    check_invariants(app).await;
+}
+
+async fn limits_per_period_follow_the_local_calendar(app: &TestApp) {
+    let mut c = community(app, "限购", 1).await;
+    let a = c.residents[0].0.clone();
+    award(app, &c, &[(&a, 100)]).await;
+    let oil =
+        reward(app, &c, json!({"name": "食用油", "cost": 10, "limit_per_resident": {"count": 1, "period": "month"}}))
+            .await;
+    // 23:59 on 30 November in Shanghai.
+    app.clock.set(chrono::DateTime::parse_from_rfc3339("2026-11-30T15:59:00Z").unwrap().into());
+    c.sign_in_again(app).await;
+    let token = c.residents[0].1.clone();
+    expect_status(order(app, &c, &token, json!({"reward_id": oil})).await, StatusCode::CREATED).await;
+    expect_problem(order(app, &c, &token, json!({"reward_id": oil})).await, StatusCode::CONFLICT, "limit_reached")
+        .await;
+    // Midnight, 1 December in Shanghai: a new month.
+    app.clock.set(chrono::DateTime::parse_from_rfc3339("2026-11-30T16:00:00Z").unwrap().into());
+    expect_status(order(app, &c, &token, json!({"reward_id": oil})).await, StatusCode::CREATED).await;
+    expect_problem(order(app, &c, &token, json!({"reward_id": oil})).await, StatusCode::CONFLICT, "limit_reached")
+        .await;
+    check_invariants(app).await;
+}
+
+async fn uncollected_orders_are_cancelled_after_the_pickup_window(app: &TestApp) {
+    let c = community(app, "逾期", 1).await;
+    let (a, a_token) = c.residents[0].clone();
+    award(app, &c, &[(&a, 100)]).await;
+    let soap = reward(app, &c, json!({"name": "洗衣液", "cost": 30, "stock": 2})).await;
+    let placed =
+        json_of(expect_status(order(app, &c, &a_token, json!({"reward_id": soap})).await, StatusCode::CREATED).await)
+            .await;
+    let run = |at: &str| {
+        let db = app.database();
+        let now = chrono::DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&chrono::Utc);
+        async move {
+            tokio::task::spawn_blocking(move || jifen::maintenance::run_once(&db, now)).await.unwrap().unwrap().unwrap()
+        }
+    };
+    // Ordered at 2026-11-27T02:00Z; the window is 14 days.
+    assert_eq!(run("2026-12-11T01:59:00Z").await.uncollected_orders_cancelled, 0);
+    assert_eq!(run("2026-12-11T02:00:00Z").await.uncollected_orders_cancelled, 1);
+    let after =
+        json_of(app.get(&c.path(&format!("/redemptions/{}", placed["id"].as_str().unwrap())), &c.staff).await).await;
+    assert_eq!((after["status"].clone(), after["resolved_by"].clone()), (json!("cancelled"), Value::Null));
+    assert_eq!(balance(app, &c, &a).await, 100);
+    assert_eq!(stock(app, &c, &soap).await, 2);
+    check_invariants(app).await;
+}
