@@ -85,6 +85,8 @@ pub enum ErrorCode {
     InvalidPickupCode,
     /// The order was already handed over or cancelled.
     RedemptionNotPending,
+    /// Too many wrong pickup codes for this order; see `Retry-After`.
+    TooManyPickupAttempts,
     InternalError,
     ServiceUnavailable,
 }
@@ -98,7 +100,7 @@ impl ErrorCode {
             }
             Unauthorized | InvalidCredentials | InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             Forbidden | ConflictOfInterest => StatusCode::FORBIDDEN,
-            TooManyOpenClaims => StatusCode::TOO_MANY_REQUESTS,
+            TooManyOpenClaims | TooManyPickupAttempts => StatusCode::TOO_MANY_REQUESTS,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict
@@ -192,6 +194,7 @@ impl ErrorCode {
             RewardUnavailable => "reward_unavailable",
             InvalidPickupCode => "invalid_pickup_code",
             RedemptionNotPending => "redemption_not_pending",
+            TooManyPickupAttempts => "too_many_pickup_attempts",
             InternalError => "internal_error",
             ServiceUnavailable => "service_unavailable",
         }

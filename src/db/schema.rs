@@ -256,6 +256,8 @@ diesel::table! {
         resolved_by -> Nullable<Text>,
         resolved_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        pickup_failures -> Integer,
+        pickup_locked_until -> Nullable<Timestamp>,
     }
 }
 

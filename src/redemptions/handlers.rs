@@ -100,6 +100,7 @@ pub async fn get_redemption(
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`redemption_not_pending`, `idempotency_in_progress`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_pickup_code`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_pickup_attempts`: five wrong codes in a row lock the order's handover for 15 minutes", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/communities/{community_id}/redemptions/{redemption_id}/fulfilment")]

@@ -53,7 +53,13 @@ pub struct Redemption {
     pub resolved_by: Option<String>,
     pub resolved_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// Wrong pickup codes tried in a row.
+    pub pickup_failures: i32,
+    pub pickup_locked_until: Option<NaiveDateTime>,
 }
+
+/// Wrong pickup codes in a row before the handover of an order is locked.
+pub const MAX_PICKUP_FAILURES: i32 = 5;
 
 #[derive(Debug, Default)]
 pub struct RedemptionFilter {
@@ -88,6 +94,17 @@ impl Redemption {
             .count()
             .get_result(conn)?;
         Ok(count > 0)
+    }
+
+    /// Counts a wrong pickup code; the fifth in a row locks the order's handover for a while.
+    pub fn record_pickup_failure(conn: &mut DbConnection, id: &str, lock_until: NaiveDateTime) -> QueryResult<()> {
+        diesel::update(redemptions::table.find(id))
+            .set(redemptions::pickup_failures.eq(redemptions::pickup_failures + 1))
+            .execute(conn)?;
+        diesel::update(redemptions::table.find(id).filter(redemptions::pickup_failures.ge(MAX_PICKUP_FAILURES)))
+            .set((redemptions::pickup_failures.eq(0), redemptions::pickup_locked_until.eq(lock_until)))
+            .execute(conn)
+            .map(drop)
     }
 
     /// Items of a reward a resident ordered since a time, not counting cancelled orders.

@@ -24,6 +24,8 @@ use crate::startup::AppState;
 use crate::units::model::{Roles, Unit};
 
 const PICKUP_CODE_LENGTH: usize = 8;
+/// How long an order's handover stays locked after too many wrong pickup codes.
+const PICKUP_LOCK: chrono::Duration = chrono::Duration::minutes(15);
 const MAX_QUANTITY: i32 = 100;
 
 fn not_pending() -> ApiError {
@@ -137,6 +139,8 @@ pub async fn order(
             resolved_by: None,
             resolved_at: None,
             created_at: now.naive_utc(),
+            pickup_failures: 0,
+            pickup_locked_until: None,
         }
         .insert(conn)?;
         reply(conn, &community, &id, true)
@@ -155,13 +159,21 @@ pub async fn fulfil(
     let code = normalize_code(&request.pickup_code);
     let principal = check_access(state, principal, community_id.clone(), is_staff, "hand over rewards").await?;
     let now = state.clock.now();
-    idempotency::write(&state.db, scope, now, move |conn| {
+    let failed = redemption_id.clone();
+    let result = idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "hand over rewards")?;
         LedgerHead::lock(conn, &community.id)?;
         let redemption =
             Redemption::find(conn, &community.id, &redemption_id)?.ok_or_else(|| ApiError::not_found("redemption"))?;
         if redemption.status() != RedemptionStatus::Pending {
             return Err(not_pending());
+        }
+        if redemption.pickup_locked_until.is_some_and(|until| until > now.naive_utc()) {
+            return Err(ApiError::new(
+                ErrorCode::TooManyPickupAttempts,
+                "too many wrong pickup codes for this order; try again later",
+            )
+            .with_header(actix_web::http::header::RETRY_AFTER, PICKUP_LOCK.num_seconds().to_string()));
         }
         if !is_code(&code) || code != redemption.pickup_code {
             return Err(ApiError::new(ErrorCode::InvalidPickupCode, "this is not the order's pickup code"));
@@ -195,7 +207,15 @@ pub async fn fulfil(
         }
         reply(conn, &community, &redemption.id, false)
     })
-    .await
+    .await;
+    // A wrong code rolled the handover back; count it in a transaction of its own.
+    if let Err(err) = &result
+        && err.code() == ErrorCode::InvalidPickupCode
+    {
+        let lock_until = (now + PICKUP_LOCK).naive_utc();
+        state.db.write(move |conn| Ok(Redemption::record_pickup_failure(conn, &failed, lock_until)?)).await?;
+    }
+    result
 }
 
 /// Returns a pending order's points to the lots they came from (keeping their expiry

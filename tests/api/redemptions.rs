@@ -13,8 +13,36 @@ both_backends!(
     one_resident_cannot_overspend_in_parallel,
     handover_and_cancellation_race_and_one_wins,
     limits_per_period_follow_the_local_calendar,
-    uncollected_orders_are_cancelled_after_the_pickup_window
+    uncollected_orders_are_cancelled_after_the_pickup_window,
+    guessing_pickup_codes_is_stopped
 );
+
+async fn guessing_pickup_codes_is_stopped(app: &TestApp) {
+    let mut c = community(app, "猜码", 1).await;
+    let (a, a_token) = c.residents[0].clone();
+    award(app, &c, &[(&a, 100)]).await;
+    let soap = reward(app, &c, json!({"name": "洗衣液", "cost": 30})).await;
+    let placed =
+        json_of(expect_status(order(app, &c, &a_token, json!({"reward_id": soap})).await, StatusCode::CREATED).await)
+            .await;
+    let path = c.path(&format!("/redemptions/{}/fulfilment", placed["id"].as_str().unwrap()));
+    for guess in ["AAAAAAAA", "BBBBBBBB", "CCCCCCCC", "DDDDDDDD", "EEEEEEEE"] {
+        expect_problem(
+            app.post(&path, &c.staff, json!({"pickup_code": guess})).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_pickup_code",
+        )
+        .await;
+    }
+    // Locked now, even for the right code.
+    let locked = app.post(&path, &c.staff, json!({"pickup_code": placed["pickup_code"]})).await;
+    assert_eq!(locked.headers()["retry-after"], "900");
+    expect_problem(locked, StatusCode::TOO_MANY_REQUESTS, "too_many_pickup_attempts").await;
+    app.clock.advance(chrono::Duration::minutes(15));
+    c.sign_in_again(app).await;
+    expect_status(app.post(&path, &c.staff, json!({"pickup_code": placed["pickup_code"]})).await, StatusCode::OK).await;
+    check_invariants(app).await;
+}
 
 async fn reward(app: &TestApp, c: &Community, body: Value) -> String {
     json_of(expect_status(app.post(&c.path("/rewards"), &c.staff, body).await, StatusCode::CREATED).await).await["id"]
