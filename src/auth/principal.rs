@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::units::model::{Membership, MembershipStatus, Roles, Unit};
 
+#[derive(Clone)]
 pub struct Principal {
     pub user: User,
     pub memberships: Vec<(Membership, Unit)>,

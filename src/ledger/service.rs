@@ -496,6 +496,8 @@ pub async fn reverse(
         new.rule_code = original.rule_code.clone();
         new.reverses_id = Some(original.id.clone());
         let (transaction, postings) = post(conn, new, legs)?;
+        // A deduction's points that went back to lots which expired meanwhile expire now.
+        expire_community(conn, &community.id, now)?;
         created(conn, transaction, &postings)
     })
     .await

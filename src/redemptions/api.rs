@@ -59,8 +59,9 @@ pub struct RedemptionResponse {
     /// Points held (pending), spent (fulfilled) or returned (cancelled).
     pub points: i64,
     pub status: RedemptionStatus,
-    /// Show it at the counter: 8 characters without look-alikes.
-    pub pickup_code: String,
+    /// Show it at the counter: 8 characters without look-alikes. Shown only to the resident and to
+    /// the staff member who ordered for them; other staff must get it from the resident.
+    pub pickup_code: Option<String>,
     /// The resident, or the staff member who ordered for them.
     #[schema(format = Uuid)]
     pub ordered_by: String,
@@ -77,7 +78,9 @@ pub struct RedemptionResponse {
 }
 
 impl RedemptionResponse {
-    pub fn new(redemption: Redemption, reward_name: String) -> Self {
+    /// `viewer`: who asks; the pickup code is theirs to see only if the order is theirs.
+    pub fn new(redemption: Redemption, reward_name: String, viewer: &str) -> Self {
+        let sees_code = redemption.user_id == viewer || redemption.ordered_by == viewer;
         RedemptionResponse {
             status: redemption.status(),
             id: redemption.id,
@@ -87,7 +90,7 @@ impl RedemptionResponse {
             reward_name,
             quantity: redemption.quantity,
             points: redemption.points,
-            pickup_code: redemption.pickup_code,
+            pickup_code: sees_code.then_some(redemption.pickup_code),
             ordered_by: redemption.ordered_by,
             hold_transaction_id: redemption.hold_transaction_id,
             settle_transaction_id: redemption.settle_transaction_id,

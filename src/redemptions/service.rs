@@ -14,7 +14,8 @@ use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::expiry::timezone_of;
 use crate::ledger::model::{Account, AccountKind, LedgerHead, LotMovement, TransactionKind};
 use crate::ledger::service::{
-    Leg, LotEffect, NewTransaction, active_resident_account, check_access, community_for, is_staff, post,
+    Leg, LotEffect, NewTransaction, active_resident_account, check_access, community_for, expire_community, is_staff,
+    post,
 };
 use crate::pagination::{Page, PageRequest};
 use crate::redemptions::api::{FulfilmentRequest, OrderRequest, RedemptionListQuery, RedemptionResponse};
@@ -47,11 +48,11 @@ fn reward_name(conn: &mut DbConnection, redemption: &Redemption) -> ApiResult<St
         .unwrap_or_default())
 }
 
-fn reply(conn: &mut DbConnection, community: &Unit, id: &str, created: bool) -> ApiResult<Reply> {
+fn reply(conn: &mut DbConnection, community: &Unit, id: &str, viewer: &str, created: bool) -> ApiResult<Reply> {
     let redemption = Redemption::find(conn, &community.id, id)?.ok_or_else(|| ApiError::not_found("redemption"))?;
     let name = reward_name(conn, &redemption)?;
     let location = format!("/api/v1/communities/{}/redemptions/{}", redemption.community_id, redemption.id);
-    let response = RedemptionResponse::new(redemption, name);
+    let response = RedemptionResponse::new(redemption, name, viewer);
     if created { Reply::created(&response, location) } else { Reply::ok(&response) }
 }
 
@@ -143,7 +144,7 @@ pub async fn order(
             pickup_locked_until: None,
         }
         .insert(conn)?;
-        reply(conn, &community, &id, true)
+        reply(conn, &community, &id, &principal.user.id, true)
     })
     .await
 }
@@ -159,8 +160,33 @@ pub async fn fulfil(
     let code = normalize_code(&request.pickup_code);
     let principal = check_access(state, principal, community_id.clone(), is_staff, "hand over rewards").await?;
     let now = state.clock.now();
-    let failed = redemption_id.clone();
-    let result = idempotency::write(&state.db, scope, now, move |conn| {
+    // The code is checked first in a transaction of its own, under the ledger lock, so
+    // every wrong guess is counted (and kept) even when many arrive at once.
+    let (checked_code, checked_id, checked_principal, checked_community) =
+        (code.clone(), redemption_id.clone(), principal.clone(), community_id.clone());
+    let lock_until = (now + PICKUP_LOCK).naive_utc();
+    let code_matches = state
+        .db
+        .write(move |conn| {
+            let (community, _) =
+                community_for(conn, &checked_principal, &checked_community, is_staff, "hand over rewards")?;
+            LedgerHead::lock(conn, &community.id)?;
+            let redemption =
+                Redemption::find(conn, &community.id, &checked_id)?.ok_or_else(|| ApiError::not_found("redemption"))?;
+            if redemption.pickup_locked_until.is_some_and(|until| until > now.naive_utc()) {
+                return Err(too_many_attempts());
+            }
+            let matches = is_code(&checked_code) && checked_code == redemption.pickup_code;
+            if !matches && redemption.status() == RedemptionStatus::Pending {
+                Redemption::record_pickup_failure(conn, &redemption.id, lock_until)?;
+            }
+            Ok(matches)
+        })
+        .await?;
+    if !code_matches {
+        return Err(ApiError::new(ErrorCode::InvalidPickupCode, "this is not the order's pickup code"));
+    }
+    idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "hand over rewards")?;
         LedgerHead::lock(conn, &community.id)?;
         let redemption =
@@ -169,11 +195,7 @@ pub async fn fulfil(
             return Err(not_pending());
         }
         if redemption.pickup_locked_until.is_some_and(|until| until > now.naive_utc()) {
-            return Err(ApiError::new(
-                ErrorCode::TooManyPickupAttempts,
-                "too many wrong pickup codes for this order; try again later",
-            )
-            .with_header(actix_web::http::header::RETRY_AFTER, PICKUP_LOCK.num_seconds().to_string()));
+            return Err(too_many_attempts());
         }
         if !is_code(&code) || code != redemption.pickup_code {
             return Err(ApiError::new(ErrorCode::InvalidPickupCode, "this is not the order's pickup code"));
@@ -205,17 +227,14 @@ pub async fn fulfil(
         )? {
             return Err(not_pending());
         }
-        reply(conn, &community, &redemption.id, false)
+        reply(conn, &community, &redemption.id, &principal.user.id, false)
     })
-    .await;
-    // A wrong code rolled the handover back; count it in a transaction of its own.
-    if let Err(err) = &result
-        && err.code() == ErrorCode::InvalidPickupCode
-    {
-        let lock_until = (now + PICKUP_LOCK).naive_utc();
-        state.db.write(move |conn| Ok(Redemption::record_pickup_failure(conn, &failed, lock_until)?)).await?;
-    }
-    result
+    .await
+}
+
+fn too_many_attempts() -> ApiError {
+    ApiError::new(ErrorCode::TooManyPickupAttempts, "too many wrong pickup codes for this order; try again later")
+        .with_header(actix_web::http::header::RETRY_AFTER, PICKUP_LOCK.num_seconds().to_string())
 }
 
 /// Returns a pending order's points to the lots they came from (keeping their expiry
@@ -249,6 +268,8 @@ fn refund(
     new.cause = Some(("redemption".to_owned(), redemption.id.clone()));
     let (settled, _) = post(conn, new, legs)?;
     Account::add_held_and_spent(conn, &resident.id, -redemption.points, 0)?;
+    // Points that went back to lots which expired meanwhile expire now, not after another round trip.
+    expire_community(conn, &community.id, now.and_utc())?;
     Reward::return_stock(conn, &redemption.reward_id, redemption.quantity)?;
     if !Redemption::resolve(conn, &redemption.id, RedemptionStatus::Cancelled, &settled.id, resolved_by, now)? {
         return Err(not_pending());
@@ -274,7 +295,7 @@ pub async fn cancel(
             return Err(not_pending());
         }
         refund(conn, &community, &redemption, Some(&principal.user.id), now.naive_utc())?;
-        reply(conn, &community, &redemption.id, false)
+        reply(conn, &community, &redemption.id, &principal.user.id, false)
     })
     .await
 }
@@ -315,6 +336,7 @@ pub async fn list(
 ) -> ApiResult<Page<RedemptionResponse>> {
     let page = PageRequest::<Uuid>::parse(query.limit, query.cursor.as_deref())?;
     let (fetch, after) = (page.fetch_limit(), page.after.map(|id| id.to_string()));
+    let viewer = principal.user.id.clone();
     let rows = state
         .db
         .read(move |conn| {
@@ -338,7 +360,7 @@ pub async fn list(
         rows,
         &page,
         |(redemption, _)| redemption.id.clone(),
-        |(redemption, name)| RedemptionResponse::new(redemption, name),
+        |(redemption, name)| RedemptionResponse::new(redemption, name, &viewer),
     ))
 }
 
@@ -356,7 +378,7 @@ pub async fn get(
                 .filter(|redemption| is_staff(roles) || roles.auditor || redemption.user_id == principal.user.id)
                 .ok_or_else(|| ApiError::not_found("redemption"))?;
             let name = reward_name(conn, &redemption)?;
-            Ok(RedemptionResponse::new(redemption, name))
+            Ok(RedemptionResponse::new(redemption, name, &principal.user.id))
         })
         .await
 }

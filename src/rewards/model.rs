@@ -82,15 +82,13 @@ impl Reward {
             && self.available_until.is_none_or(|until| now < until)
     }
 
-    /// Takes items from the stock if enough are left (checked in the UPDATE); false if not.
+    /// Takes items from the stock if enough are left, in one guarded UPDATE (unlimited
+    /// stock stays NULL); false if not enough are left.
     pub fn take_stock(conn: &mut DbConnection, id: &str, quantity: i32) -> QueryResult<bool> {
-        let unlimited: i64 = rewards::table.find(id).filter(rewards::stock.is_null()).count().get_result(conn)?;
-        if unlimited == 1 {
-            return Ok(true);
-        }
-        let taken = diesel::update(rewards::table.find(id).filter(rewards::stock.ge(quantity)))
-            .set(rewards::stock.eq(rewards::stock - quantity))
-            .execute(conn)?;
+        let taken =
+            diesel::update(rewards::table.find(id).filter(rewards::stock.is_null().or(rewards::stock.ge(quantity))))
+                .set(rewards::stock.eq(rewards::stock - quantity))
+                .execute(conn)?;
         Ok(taken == 1)
     }
 

@@ -9,6 +9,7 @@ use crate::db::new_id;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::api::MAX_POINTS;
+use crate::ledger::model::LedgerHead;
 use crate::ledger::service::{check_access, community_for, is_staff};
 use crate::pagination::{Page, PageRequest};
 use crate::rewards::api::{
@@ -175,6 +176,8 @@ pub async fn update(
         .db
         .write(move |conn| {
             let (community, _) = community_for(conn, &principal, &community_id, is_staff, "manage the points shop")?;
+            // Orders reserve stock under this lock; a stock change must not slip in between.
+            LedgerHead::lock(conn, &community.id)?;
             let reward = Reward::find(conn, &community.id, &reward_id)?.ok_or_else(|| ApiError::not_found("reward"))?;
             validate_window(
                 changes.available_from.unwrap_or(reward.available_from),

@@ -14,8 +14,39 @@ both_backends!(
     handover_and_cancellation_race_and_one_wins,
     limits_per_period_follow_the_local_calendar,
     uncollected_orders_are_cancelled_after_the_pickup_window,
-    guessing_pickup_codes_is_stopped
+    guessing_pickup_codes_is_stopped,
+    cancelled_points_whose_lot_expired_meanwhile_expire_at_once
 );
+
+async fn cancelled_points_whose_lot_expired_meanwhile_expire_at_once(app: &TestApp) {
+    let mut c = community(app, "过期退单", 1).await;
+    let (a, a_token) = c.residents[0].clone();
+    expect_status(
+        app.patch(
+            &format!("/api/v1/units/{}", c.id),
+            &c.admin,
+            json!({"expiry_policy": {"policy": "days", "days": 1}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    award(app, &c, &[(&a, 50)]).await;
+    let soap = reward(app, &c, json!({"name": "洗衣液", "cost": 30})).await;
+    let placed =
+        json_of(expect_status(order(app, &c, &a_token, json!({"reward_id": soap})).await, StatusCode::CREATED).await)
+            .await;
+    // The lot (earned 27 November, local) expired at the end of 28 November, local.
+    app.clock.set(chrono::DateTime::parse_from_rfc3339("2026-11-29T00:00:00Z").unwrap().into());
+    c.sign_in_again(app).await;
+    let token = c.residents[0].1.clone();
+    let cancel = c.path(&format!("/redemptions/{}/cancellation", placed["id"].as_str().unwrap()));
+    expect_status(app.request(Method::POST, &cancel, Some(&token), None).await, StatusCode::OK).await;
+    assert_eq!(balance(app, &c, &a).await, 0, "neither the 30 returned nor the 20 left can be spent any more");
+    let expiries = json_of(app.get(&c.path("/transactions?kind=expiry"), &c.auditor).await).await;
+    assert_eq!(expiries["items"][0]["postings"][0]["amount"], -50);
+    check_invariants(app).await;
+}
 
 async fn guessing_pickup_codes_is_stopped(app: &TestApp) {
     let mut c = community(app, "猜码", 1).await;
@@ -261,6 +292,10 @@ async fn handover_and_cancellation_race_and_one_wins(app: &TestApp) {
         assert!(statuses.contains(&StatusCode::CONFLICT), "{statuses:?}");
     }
     assert_eq!(account(app, &c, &a).await["held"], 0);
+    // Every item is on the shelf, handed over, or (none left) pending.
+    let orders = json_of(app.get(&c.path("/redemptions"), &c.staff).await).await;
+    let fulfilled = orders["items"].as_array().unwrap().iter().filter(|o| o["status"] == "fulfilled").count() as i64;
+    assert_eq!(stock(app, &c, &soap).await.as_i64().unwrap() + fulfilled, 10);
     check_invariants(app).await;
 }
 
