@@ -10,6 +10,18 @@ pub fn random_code(len: usize) -> String {
     (0..len).map(|_| ALPHABET[OsRng.gen_range(0..ALPHABET.len())] as char).collect()
 }
 
+/// A fresh random code of `len` characters that `taken` does not know yet; None if ten
+/// draws in a row were taken (with 31^len codes, that means something else is wrong).
+pub fn unused_code<E>(len: usize, mut taken: impl FnMut(&str) -> Result<bool, E>) -> Result<Option<String>, E> {
+    for _ in 0..10 {
+        let code = random_code(len);
+        if !taken(&code)? {
+            return Ok(Some(code));
+        }
+    }
+    Ok(None)
+}
+
 /// Upper-cases and drops spaces and dashes, so "ab3-k7 pq" matches "AB3K7PQ".
 pub fn normalize_code(input: &str) -> String {
     input.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect()

@@ -198,6 +198,15 @@ pub struct CompletionRequest {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "user_id": "0193f6a2-6c2d-7e4f-a000-0a1b2c3d4e5f",
+    "username": "13800138000",
+    "display_name": "张阿姨",
+    "registered_at": "2026-11-27T02:30:00Z",
+    "checked_in_at": "2026-11-28T01:05:00Z",
+    "check_in_method": "code",
+    "awarded_points": 10
+}))]
 pub struct ParticipantResponse {
     #[schema(format = Uuid)]
     pub user_id: String,

@@ -36,12 +36,14 @@ pub struct TokenResponse {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refresh_token": "0193f6a2-5b1c-7d3e-9f00-0a1b2c3d4e5f.bWFjLW9mLXRoZS1pZA"}))]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refresh_token": "0193f6a2-5b1c-7d3e-9f00-0a1b2c3d4e5f.bWFjLW9mLXRoZS1pZA"}))]
 pub struct LogoutRequest {
     pub refresh_token: String,
 }
@@ -79,6 +81,7 @@ pub struct UpdateMeRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"current_password": "change me soon", "new_password": "my garden is green"}))]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     /// 8 to 128 characters.
@@ -96,6 +99,18 @@ pub struct MyMembership {
 
 /// The caller's profile and role grants.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193f6a2-6c2d-7e4f-a000-0a1b2c3d4e5f",
+    "username": "13800138000",
+    "display_name": "张阿姨",
+    "phone": null,
+    "memberships": [{
+        "unit": {"id": "0193f6a2-5b1c-7d3e-9f00-0a1b2c3d4e5f", "kind": "community", "name": "福寓苑社区"},
+        "roles": ["resident"],
+        "status": "active",
+        "household": {"compound": "煤气小区", "building": "3号楼", "unit": "2单元", "room": "301"}
+    }]
+}))]
 pub struct MeResponse {
     #[schema(format = Uuid)]
     pub id: String,

@@ -135,7 +135,7 @@ pub struct TransactionResponse {
     #[schema(format = Uuid)]
     pub reversed_by: Option<String>,
     pub created_at: DateTime<Utc>,
-    /// Residents see their own postings and the system accounts' only.
+    /// Residents see only their own posting.
     pub postings: Vec<PostingResponse>,
     /// Lowercase hex SHA-256 (see docs/ledger-hash-chain.md).
     pub previous_hash: String,

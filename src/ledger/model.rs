@@ -229,6 +229,18 @@ impl Account {
     }
 }
 
+/// Proof that this transaction holds a community's ledger lock (see [`LedgerHead::lock`]).
+#[derive(Debug)]
+pub struct LedgerLock {
+    community_id: String,
+}
+
+impl LedgerLock {
+    pub fn community_id(&self) -> &str {
+        &self.community_id
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = ledger_heads)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
@@ -239,10 +251,13 @@ pub struct LedgerHead {
 }
 
 impl LedgerHead {
-    /// Reads the head under a write lock: PostgreSQL's row lock (taken by a no-op
-    /// UPDATE) or SQLite's database lock. Every ledger write of a community takes
-    /// it first, which orders them and keeps the chain linear.
-    pub fn lock(conn: &mut DbConnection, community_id: &str) -> QueryResult<LedgerHead> {
+    /// Takes the community's ledger lock: PostgreSQL's row lock on the head (by a no-op
+    /// UPDATE) or SQLite's database lock. Every ledger write of a community takes it before
+    /// its checks, which orders the writes and keeps the chain linear; [`post`] requires the
+    /// returned token, so no write can forget it.
+    ///
+    /// [`post`]: crate::ledger::service::post
+    pub fn lock(conn: &mut DbConnection, community_id: &str) -> QueryResult<LedgerLock> {
         let locked = diesel::update(ledger_heads::table.find(community_id))
             .set(ledger_heads::sequence.eq(ledger_heads::sequence))
             .execute(conn)?;
@@ -251,7 +266,7 @@ impl LedgerHead {
             let missing = format!("community {community_id} has no ledger head");
             return Err(diesel::result::Error::QueryBuilderError(missing.into()));
         }
-        Self::read(conn, community_id)
+        Ok(LedgerLock { community_id: community_id.to_owned() })
     }
 
     pub fn community_ids(conn: &mut DbConnection) -> QueryResult<Vec<String>> {

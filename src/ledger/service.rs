@@ -17,7 +17,8 @@ use crate::ledger::api::{
 use crate::ledger::chain::{self, GENESIS_HASH};
 use crate::ledger::expiry::{ExpiryPolicy, timezone_of};
 use crate::ledger::model::{
-    Account, AccountKind, LedgerHead, LedgerTransaction, Lot, LotMovement, Posting, TransactionFilter, TransactionKind,
+    Account, AccountKind, LedgerHead, LedgerLock, LedgerTransaction, Lot, LotMovement, Posting, TransactionFilter,
+    TransactionKind,
 };
 use crate::pagination::{Page, PageRequest};
 use crate::rules::model::{Rule, RuleDirection};
@@ -94,6 +95,7 @@ fn insufficient_points() -> ApiError {
 /// Runs inside the caller's database transaction; any error rolls all of it back.
 pub fn post(
     conn: &mut DbConnection,
+    lock: &LedgerLock,
     new: NewTransaction,
     legs: Vec<Leg>,
 ) -> ApiResult<(LedgerTransaction, Vec<Posting>)> {
@@ -101,7 +103,10 @@ pub fn post(
     if legs.len() < 2 || total != Some(0) || legs.iter().any(|leg| leg.amount == 0) {
         return Err(ApiError::internal("unbalanced ledger transaction"));
     }
-    let head = LedgerHead::lock(conn, &new.community_id)?;
+    if lock.community_id() != new.community_id {
+        return Err(ApiError::internal("a ledger write under another community's lock"));
+    }
+    let head = LedgerHead::read(conn, &new.community_id)?;
     for leg in &legs {
         let is_resident = leg.account.kind() == AccountKind::Resident;
         if is_resident && leg.amount < 0 {
@@ -318,11 +323,11 @@ pub async fn award(
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "award points")?;
-        LedgerHead::lock(conn, &community.id)?;
+        let lock = LedgerHead::lock(conn, &community.id)?;
         let rule = rules::service::resolve(conn, &community, &rule_code, RuleDirection::Earn)?;
         let actor_id = principal.user.id.clone();
         let (transaction, postings) =
-            award_in(conn, &community, &rule, Award { memo, actor_id, cause: None, lines }, now)?;
+            award_in(conn, &lock, &community, &rule, Award { memo, actor_id, cause: None, lines }, now)?;
         created(conn, transaction, &postings)
     })
     .await
@@ -371,6 +376,7 @@ pub struct Award {
 /// each held to the rule's range and caps. Call under the community's ledger lock.
 pub fn award_in(
     conn: &mut DbConnection,
+    lock: &LedgerLock,
     community: &Unit,
     rule: &Rule,
     award: Award,
@@ -391,7 +397,7 @@ pub fn award_in(
         NewTransaction::new(&community.id, TransactionKind::Award, award.memo, Some(award.actor_id), now.naive_utc());
     new.rule_code = Some(rule.code.clone());
     new.cause = award.cause;
-    post(conn, new, legs)
+    post(conn, lock, new, legs)
 }
 
 pub async fn deduct(
@@ -409,7 +415,7 @@ pub async fn deduct(
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "deduct points")?;
-        LedgerHead::lock(conn, &community.id)?;
+        let lock = LedgerHead::lock(conn, &community.id)?;
         let rule = rules::service::resolve(conn, &community, &rule_code, RuleDirection::Deduct)?;
         let account = active_resident_account(conn, &community, &user_id, now.naive_utc())?;
         let points = points.unwrap_or(rule.default_points);
@@ -432,7 +438,7 @@ pub async fn deduct(
             now.naive_utc(),
         );
         new.rule_code = Some(rule_code);
-        let (transaction, postings) = post(conn, new, legs)?;
+        let (transaction, postings) = post(conn, &lock, new, legs)?;
         created(conn, transaction, &postings)
     })
     .await
@@ -452,7 +458,7 @@ pub async fn reverse(
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "reverse transactions")?;
         // Every check below must see the ledger as the write will: under the lock.
-        LedgerHead::lock(conn, &community.id)?;
+        let lock = LedgerHead::lock(conn, &community.id)?;
         let original = LedgerTransaction::find(conn, &community.id, &transaction_id)?
             .ok_or_else(|| ApiError::not_found("transaction"))?;
         let kind = TransactionKind::parse(&original.kind);
@@ -495,9 +501,9 @@ pub async fn reverse(
         );
         new.rule_code = original.rule_code.clone();
         new.reverses_id = Some(original.id.clone());
-        let (transaction, postings) = post(conn, new, legs)?;
+        let (transaction, postings) = post(conn, &lock, new, legs)?;
         // A deduction's points that went back to lots which expired meanwhile expire now.
-        expire_community(conn, &community.id, now)?;
+        expire_community(conn, &lock, now)?;
         created(conn, transaction, &postings)
     })
     .await
@@ -742,9 +748,10 @@ pub async fn verify(state: &AppState, principal: Principal, community_id: String
 
 /// Expires every due lot of one community: one `expiry` transaction per account.
 /// Rerunning it expires nothing twice: expired lots hold no points.
-pub fn expire_community(conn: &mut DbConnection, community_id: &str, now: DateTime<Utc>) -> ApiResult<usize> {
-    // Lock first, so no debit takes from these lots between reading and expiring them.
-    LedgerHead::lock(conn, community_id)?;
+/// Call it under the community's ledger lock, so no debit takes from these lots between
+/// reading and expiring them.
+pub fn expire_community(conn: &mut DbConnection, lock: &LedgerLock, now: DateTime<Utc>) -> ApiResult<usize> {
+    let community_id = lock.community_id();
     let mut due_by_account: Vec<(String, Vec<Lot>)> = Vec::new();
     for lot in Lot::due(conn, community_id, now.naive_utc())? {
         match due_by_account.last_mut() {
@@ -763,7 +770,7 @@ pub fn expire_community(conn: &mut DbConnection, community_id: &str, now: DateTi
         ];
         let memo = "points reached their expiry date".to_owned();
         let new = NewTransaction::new(community_id, TransactionKind::Expiry, memo, None, now.naive_utc());
-        post(conn, new, legs)?;
+        post(conn, lock, new, legs)?;
         written += 1;
     }
     Ok(written)
@@ -778,7 +785,11 @@ pub fn run_expiry(db: &Database, now: DateTime<Utc>) -> ApiResult<usize> {
     drop(conn);
     let mut written = 0;
     for community_id in communities {
-        match db.write_blocking(|conn| expire_community(conn, &community_id, now)) {
+        let expired = db.write_blocking(|conn| {
+            let lock = LedgerHead::lock(conn, &community_id)?;
+            expire_community(conn, &lock, now)
+        });
+        match expired {
             Ok(count) => written += count,
             Err(err) => tracing::error!(community = %community_id, error = %err, "expiring points failed"),
         }

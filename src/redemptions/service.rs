@@ -7,12 +7,12 @@ use uuid::Uuid;
 
 use crate::auth::principal::Principal;
 use crate::calendar::{Period, period_start};
-use crate::codes::{is_code, normalize_code, random_code};
+use crate::codes::{is_code, normalize_code, unused_code};
 use crate::db::{Database, DbConnection, new_id};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::expiry::timezone_of;
-use crate::ledger::model::{Account, AccountKind, LedgerHead, LotMovement, TransactionKind};
+use crate::ledger::model::{Account, AccountKind, LedgerHead, LedgerLock, LotMovement, TransactionKind};
 use crate::ledger::service::{
     Leg, LotEffect, NewTransaction, active_resident_account, check_access, community_for, expire_community, is_staff,
     post,
@@ -57,13 +57,8 @@ fn reply(conn: &mut DbConnection, community: &Unit, id: &str, viewer: &str, crea
 }
 
 fn unused_pickup_code(conn: &mut DbConnection, community_id: &str) -> ApiResult<String> {
-    for _ in 0..10 {
-        let code = random_code(PICKUP_CODE_LENGTH);
-        if !Redemption::code_taken(conn, community_id, &code)? {
-            return Ok(code);
-        }
-    }
-    Err(ApiError::internal("could not find an unused pickup code"))
+    unused_code(PICKUP_CODE_LENGTH, |code| Redemption::code_taken(conn, community_id, code))?
+        .ok_or_else(|| ApiError::internal("could not find an unused pickup code"))
 }
 
 pub async fn order(
@@ -83,7 +78,7 @@ pub async fn order(
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, allowed, "order in the points shop")?;
-        LedgerHead::lock(conn, &community.id)?;
+        let lock = LedgerHead::lock(conn, &community.id)?;
         let user_id = for_someone_else.unwrap_or_else(|| principal.user.id.clone());
         let resident = active_resident_account(conn, &community, &user_id, now.naive_utc())?;
         let reward = Reward::find(conn, &community.id, &request.reward_id.to_string())?
@@ -123,7 +118,7 @@ pub async fn order(
             now.naive_utc(),
         );
         new.cause = Some(("redemption".to_owned(), id.clone()));
-        let (hold, _) = post(conn, new, legs)?;
+        let (hold, _) = post(conn, &lock, new, legs)?;
         Account::add_held_and_spent(conn, &resident.id, points, 0)?;
         Redemption {
             id: id.clone(),
@@ -188,7 +183,7 @@ pub async fn fulfil(
     }
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "hand over rewards")?;
-        LedgerHead::lock(conn, &community.id)?;
+        let lock = LedgerHead::lock(conn, &community.id)?;
         let redemption =
             Redemption::find(conn, &community.id, &redemption_id)?.ok_or_else(|| ApiError::not_found("redemption"))?;
         if redemption.status() != RedemptionStatus::Pending {
@@ -213,7 +208,7 @@ pub async fn fulfil(
             now.naive_utc(),
         );
         new.cause = Some(("redemption".to_owned(), redemption.id.clone()));
-        let (settled, _) = post(conn, new, legs)?;
+        let (settled, _) = post(conn, &lock, new, legs)?;
         let resident = Account::resident(conn, &community.id, &redemption.user_id)?
             .ok_or_else(|| ApiError::internal("resident account missing"))?;
         Account::add_held_and_spent(conn, &resident.id, -redemption.points, redemption.points)?;
@@ -241,6 +236,7 @@ fn too_many_attempts() -> ApiError {
 /// dates; points whose lot expired meanwhile expire at the next run) and its stock.
 fn refund(
     conn: &mut DbConnection,
+    lock: &LedgerLock,
     community: &Unit,
     redemption: &Redemption,
     resolved_by: Option<&str>,
@@ -266,10 +262,10 @@ fn refund(
     let mut new =
         NewTransaction::new(&community.id, TransactionKind::Refund, memo, resolved_by.map(str::to_owned), now);
     new.cause = Some(("redemption".to_owned(), redemption.id.clone()));
-    let (settled, _) = post(conn, new, legs)?;
+    let (settled, _) = post(conn, lock, new, legs)?;
     Account::add_held_and_spent(conn, &resident.id, -redemption.points, 0)?;
     // Points that went back to lots which expired meanwhile expire now, not after another round trip.
-    expire_community(conn, &community.id, now.and_utc())?;
+    expire_community(conn, lock, now.and_utc())?;
     Reward::return_stock(conn, &redemption.reward_id, redemption.quantity)?;
     if !Redemption::resolve(conn, &redemption.id, RedemptionStatus::Cancelled, &settled.id, resolved_by, now)? {
         return Err(not_pending());
@@ -287,14 +283,14 @@ pub async fn cancel(
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "cancel orders")?;
-        LedgerHead::lock(conn, &community.id)?;
+        let lock = LedgerHead::lock(conn, &community.id)?;
         let redemption = Redemption::find(conn, &community.id, &redemption_id)?
             .filter(|redemption| is_staff(roles) || redemption.user_id == principal.user.id)
             .ok_or_else(|| ApiError::not_found("redemption"))?;
         if redemption.status() != RedemptionStatus::Pending {
             return Err(not_pending());
         }
-        refund(conn, &community, &redemption, Some(&principal.user.id), now.naive_utc())?;
+        refund(conn, &lock, &community, &redemption, Some(&principal.user.id), now.naive_utc())?;
         reply(conn, &community, &redemption.id, &principal.user.id, false)
     })
     .await
@@ -310,10 +306,10 @@ pub fn cancel_uncollected(db: &Database, now: DateTime<Utc>) -> ApiResult<usize>
         let result = db.write_blocking(|conn| -> ApiResult<()> {
             let community =
                 Unit::find(conn, &redemption.community_id)?.ok_or_else(|| ApiError::internal("community missing"))?;
-            LedgerHead::lock(conn, &community.id)?;
+            let lock = LedgerHead::lock(conn, &community.id)?;
             match Redemption::find(conn, &community.id, &redemption.id)? {
                 Some(current) if current.status() == RedemptionStatus::Pending => {
-                    refund(conn, &community, &current, None, now.naive_utc())
+                    refund(conn, &lock, &community, &current, None, now.naive_utc())
                 }
                 _ => Ok(()),
             }

@@ -9,7 +9,7 @@ use crate::auth::model::User;
 use crate::auth::password;
 use crate::auth::principal::Principal;
 use crate::auth::service::USERNAME_TAKEN;
-use crate::codes::random_code;
+use crate::codes::{random_code, unused_code};
 use crate::db::{DbConnection, new_id};
 use crate::error::{ApiError, ApiResult, ErrorCode, unique_violation_as};
 use crate::idempotency::{self, Reply, Scope};
@@ -39,13 +39,8 @@ fn validate_timezone(timezone: &str) -> ApiResult<String> {
 }
 
 fn unused_join_code(conn: &mut DbConnection) -> ApiResult<String> {
-    for _ in 0..10 {
-        let code = random_code(JOIN_CODE_LENGTH);
-        if Unit::find_by_join_code(conn, &code)?.is_none() {
-            return Ok(code);
-        }
-    }
-    Err(ApiError::internal("could not find an unused join code"))
+    unused_code(JOIN_CODE_LENGTH, |code| Unit::find_by_join_code(conn, code).map(|unit| unit.is_some()))?
+        .ok_or_else(|| ApiError::internal("could not find an unused join code"))
 }
 
 fn find_unit(conn: &mut DbConnection, id: &str) -> ApiResult<Unit> {
