@@ -1,6 +1,7 @@
 //! jifen (积分): the points-and-rewards ledger for neighbourhood communities.
 
 pub mod activities;
+pub mod audit;
 pub mod auth;
 pub mod calendar;
 pub mod claims;

@@ -34,12 +34,12 @@ Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_toke
         (name = "units", description = "District → street → community"),
         (name = "members", description = "Users' roles on units"),
         (name = "rules", description = "A community's point rules (积分细则)"),
-        (name = "rules", description = "A community's point rules (积分细则)"),
         (name = "activities", description = "Activities with sign-up, check-in and completion"),
         (name = "rewards", description = "The points shop (积分超市): its catalogue"),
         (name = "redemptions", description = "Orders in the points shop: hold, hand over, cancel"),
         (name = "claims", description = "Residents' claims for good deeds, reviewed by staff"),
         (name = "ledger", description = "Points: awards, deductions, reversals, balances, the hash chain"),
+        (name = "audit", description = "The audit log, for auditors and admins"),
         (name = "system", description = "Health and this description"),
     )
 )]
@@ -129,7 +129,8 @@ where
             .configure(crate::claims::routes)
             .configure(crate::activities::routes)
             .configure(crate::rewards::routes)
-            .configure(crate::redemptions::routes),
+            .configure(crate::redemptions::routes)
+            .configure(crate::audit::routes),
     )
 }
 
@@ -142,10 +143,19 @@ pub fn spec_yaml() -> anyhow::Result<String> {
     Ok(spec().to_yaml()?)
 }
 
-/// The documented paths and their methods, to tell "no such resource" (404)
-/// from "no such method here" (405) for requests no route matched.
+/// The documented paths, their methods and operation ids: to tell "no such
+/// resource" (404) from "no such method here" (405) for requests no route
+/// matched, and to name what a request does (the audit log's `action`).
 pub struct RouteTable {
-    routes: Vec<(ResourceDef, Vec<Method>)>,
+    routes: Vec<(ResourceDef, Vec<(Method, String)>)>,
+}
+
+/// A request resolved against the contract.
+pub struct ResolvedRoute<'a> {
+    pub operation_id: &'a str,
+    pub pattern: &'a str,
+    /// The path parameters, in path order.
+    pub params: Vec<(String, String)>,
 }
 
 /// Serves only what the contract documents: a route registered without its
@@ -155,10 +165,9 @@ pub async fn only_documented(
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     if let (Some(pattern), Some(routes)) = (req.match_pattern(), req.app_data::<web::Data<RouteTable>>()) {
-        let documented = routes
-            .routes
-            .iter()
-            .any(|(def, methods)| def.pattern() == Some(pattern.as_str()) && methods.contains(req.method()));
+        let documented = routes.routes.iter().any(|(def, methods)| {
+            def.pattern() == Some(pattern.as_str()) && methods.iter().any(|(m, _)| m == req.method())
+        });
         if !documented {
             let error = unmatched_error(req.request(), routes);
             return Ok(req.error_response(error));
@@ -167,7 +176,7 @@ pub async fn only_documented(
     next.call(req).await
 }
 
-fn methods_of(item: &PathItem) -> Vec<Method> {
+fn operations_of(item: &PathItem) -> Vec<(Method, String)> {
     [
         (&item.get, Method::GET),
         (&item.put, Method::PUT),
@@ -176,19 +185,44 @@ fn methods_of(item: &PathItem) -> Vec<Method> {
         (&item.patch, Method::PATCH),
     ]
     .into_iter()
-    .filter_map(|(operation, method)| operation.as_ref().map(|_| method))
+    .filter_map(|(operation, method)| {
+        operation.as_ref().map(|operation| (method, operation.operation_id.clone().unwrap_or_default()))
+    })
     .collect()
 }
 
 impl RouteTable {
     pub fn new(spec: &utoipa::openapi::OpenApi) -> Self {
-        let routes =
-            spec.paths.paths.iter().map(|(path, item)| (ResourceDef::new(path.as_str()), methods_of(item))).collect();
+        let routes = spec
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| (ResourceDef::new(path.as_str()), operations_of(item)))
+            .collect();
         RouteTable { routes }
     }
 
-    pub fn methods_for(&self, path: &str) -> Option<&[Method]> {
-        self.routes.iter().find(|(def, _)| def.is_match(path)).map(|(_, methods)| methods.as_slice())
+    pub fn methods_for(&self, path: &str) -> Option<Vec<Method>> {
+        self.routes
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, operations)| operations.iter().map(|(method, _)| method.clone()).collect())
+    }
+
+    /// The documented operation serving `method` on `path`, if any.
+    pub fn resolve(&self, method: &Method, path: &str) -> Option<ResolvedRoute<'_>> {
+        self.routes.iter().find_map(|(def, operations)| {
+            let (_, operation_id) = operations.iter().find(|(m, _)| m == method)?;
+            let mut captured = actix_router::Path::new(path);
+            if !def.capture_match_info(&mut captured) {
+                return None;
+            }
+            Some(ResolvedRoute {
+                operation_id,
+                pattern: def.pattern()?,
+                params: captured.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
+            })
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use utoipa_actix_web::AppExt;
 
+use crate::audit;
 use crate::auth::model::User;
 use crate::auth::password;
 use crate::auth::tokens::TokenKeys;
@@ -82,6 +83,7 @@ impl Application {
             )
             .split_for_parts();
             app.default_service(web::to(openapi::unmatched))
+                .wrap(from_fn(audit::record))
                 .wrap(from_fn(openapi::only_documented))
                 .wrap(from_fn(telemetry::request_context))
         })

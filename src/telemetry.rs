@@ -3,15 +3,19 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use actix_web::Error;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id, kept in the request's extensions for whoever needs to name the request.
+#[derive(Clone)]
+pub struct RequestId(pub String);
 
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -43,6 +47,7 @@ pub async fn request_context(
     let span = tracing::info_span!("request", request_id = %request_id);
     let method = req.method().clone();
     let path = req.path().to_owned();
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let mut response = match next.call(req).instrument(span.clone()).await {
         Ok(response) => response,
         Err(err) => {

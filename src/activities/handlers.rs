@@ -108,12 +108,9 @@ pub async fn update_activity(
     principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<UpdateActivityRequest>,
-) -> ApiResult<web::Json<ActivityResponse>> {
+) -> ApiResult<HttpResponse> {
     let (community_id, activity_id) = path.into_inner();
-    Ok(web::Json(
-        service::update(&state, principal, community_id.to_string(), activity_id.to_string(), body.into_inner())
-            .await?,
-    ))
+    service::update(&state, principal, community_id.to_string(), activity_id.to_string(), body.into_inner()).await
 }
 
 /// Sign up for a published activity (an active resident, for themself), within its capacity.
@@ -163,8 +160,7 @@ pub async fn withdraw(
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
     let (community_id, activity_id) = path.into_inner();
-    service::withdraw(&state, principal, community_id.to_string(), activity_id.to_string()).await?;
-    Ok(HttpResponse::NoContent().finish())
+    service::withdraw(&state, principal, community_id.to_string(), activity_id.to_string()).await
 }
 
 /// The current check-in code (staff), to show on screen or as a QR code.

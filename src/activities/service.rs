@@ -209,7 +209,7 @@ pub async fn update(
     community_id: String,
     activity_id: String,
     request: UpdateActivityRequest,
-) -> ApiResult<ActivityResponse> {
+) -> ApiResult<HttpResponse> {
     let mut changes = ActivityChanges {
         title: request.title.as_deref().map(|title| validation::text("title", title, MAX_NAME_CHARS)).transpose()?,
         description: request
@@ -230,57 +230,55 @@ pub async fn update(
         status: None,
         updated_at: Some(state.clock.now().naive_utc()),
     };
-    state
-        .db
-        .write(move |conn| {
-            let (community, _) = community_for(conn, &principal, &community_id, is_staff, "manage activities")?;
-            let activity =
-                Activity::find(conn, &community.id, &activity_id)?.ok_or_else(|| ApiError::not_found("activity"))?;
-            let current = activity.status();
-            if matches!(current, ActivityStatus::Completed | ActivityStatus::Cancelled) {
-                return Err(closed());
+    idempotency::write(&state.db, Scope::unkeyed(), state.clock.now(), move |conn| {
+        let (community, _) = community_for(conn, &principal, &community_id, is_staff, "manage activities")?;
+        let activity =
+            Activity::find(conn, &community.id, &activity_id)?.ok_or_else(|| ApiError::not_found("activity"))?;
+        let current = activity.status();
+        if matches!(current, ActivityStatus::Completed | ActivityStatus::Cancelled) {
+            return Err(closed());
+        }
+        changes.status = match (current, request.status) {
+            (_, None) => None,
+            (status, Some(wanted)) if status == wanted => None,
+            (ActivityStatus::Draft, Some(ActivityStatus::Published)) | (_, Some(ActivityStatus::Cancelled)) => {
+                request.status.map(|status| status.as_str().to_owned())
             }
-            changes.status = match (current, request.status) {
-                (_, None) => None,
-                (status, Some(wanted)) if status == wanted => None,
-                (ActivityStatus::Draft, Some(ActivityStatus::Published)) | (_, Some(ActivityStatus::Cancelled)) => {
-                    request.status.map(|status| status.as_str().to_owned())
-                }
-                (_, Some(wanted)) => {
-                    return Err(ApiError::validation(format!(
-                        "an activity goes from {} to published or cancelled, not {}",
-                        current.as_str(),
-                        wanted.as_str()
-                    )));
-                }
-            };
-            validate_times(
-                changes.starts_at.unwrap_or(activity.starts_at),
-                changes.ends_at.unwrap_or(activity.ends_at),
-                changes.signup_deadline.unwrap_or(activity.signup_deadline),
-            )?;
-            if let Some(Some(capacity)) = changes.capacity
-                && capacity < activity.registered
-            {
+            (_, Some(wanted)) => {
                 return Err(ApiError::validation(format!(
-                    "{} residents are signed up; capacity cannot be lower",
-                    activity.registered
+                    "an activity goes from {} to published or cancelled, not {}",
+                    current.as_str(),
+                    wanted.as_str()
                 )));
             }
-            if let Some(points) = changes.points {
-                let rule = Rule::find(conn, &community.id, &activity.rule_id)?
-                    .ok_or_else(|| ApiError::internal("activity without rule"))?;
-                if !(rule.min_points..=rule.max_points).contains(&points) {
-                    return Err(ApiError::new(
-                        ErrorCode::PointsOutOfRange,
-                        format!("rule {} allows {} to {} points", rule.code, rule.min_points, rule.max_points),
-                    ));
-                }
+        };
+        validate_times(
+            changes.starts_at.unwrap_or(activity.starts_at),
+            changes.ends_at.unwrap_or(activity.ends_at),
+            changes.signup_deadline.unwrap_or(activity.signup_deadline),
+        )?;
+        if let Some(Some(capacity)) = changes.capacity
+            && capacity < activity.registered
+        {
+            return Err(ApiError::validation(format!(
+                "{} residents are signed up; capacity cannot be lower",
+                activity.registered
+            )));
+        }
+        if let Some(points) = changes.points {
+            let rule = Rule::find(conn, &community.id, &activity.rule_id)?
+                .ok_or_else(|| ApiError::internal("activity without rule"))?;
+            if !(rule.min_points..=rule.max_points).contains(&points) {
+                return Err(ApiError::new(
+                    ErrorCode::PointsOutOfRange,
+                    format!("rule {} allows {} to {} points", rule.code, rule.min_points, rule.max_points),
+                ));
             }
-            let activity = Activity::update(conn, &activity.id, &changes)?;
-            response(conn, activity, &principal.user.id)
-        })
-        .await
+        }
+        let activity = Activity::update(conn, &activity.id, &changes)?;
+        Reply::ok(&response(conn, activity, &principal.user.id)?)
+    })
+    .await
 }
 
 /// Whether the user is an active resident of the community.
@@ -347,25 +345,21 @@ pub async fn withdraw(
     principal: Principal,
     community_id: String,
     activity_id: String,
-) -> ApiResult<()> {
-    state
-        .db
-        .write(move |conn| {
-            let (_, _, activity) = visible_activity(conn, &principal, &community_id, &activity_id)?;
-            let registration = Registration::find(conn, &activity.id, &principal.user.id)?
-                .ok_or_else(|| ApiError::not_found("registration"))?;
-            if !Activity::lock_open(conn, &activity.id)? {
-                return Err(closed());
-            }
-            if registration.checked_in_at.is_some()
-                || Registration::delete(conn, &activity.id, &principal.user.id)? == 0
-            {
-                return Err(ApiError::new(ErrorCode::AlreadyCheckedIn, "you have checked in; the sign-up stays"));
-            }
-            Activity::free_place(conn, &activity.id)?;
-            Ok(())
-        })
-        .await
+) -> ApiResult<HttpResponse> {
+    idempotency::write(&state.db, Scope::unkeyed(), state.clock.now(), move |conn| {
+        let (_, _, activity) = visible_activity(conn, &principal, &community_id, &activity_id)?;
+        let registration = Registration::find(conn, &activity.id, &principal.user.id)?
+            .ok_or_else(|| ApiError::not_found("registration"))?;
+        if !Activity::lock_open(conn, &activity.id)? {
+            return Err(closed());
+        }
+        if registration.checked_in_at.is_some() || Registration::delete(conn, &activity.id, &principal.user.id)? == 0 {
+            return Err(ApiError::new(ErrorCode::AlreadyCheckedIn, "you have checked in; the sign-up stays"));
+        }
+        Activity::free_place(conn, &activity.id)?;
+        Ok(Reply::no_content())
+    })
+    .await
 }
 
 fn code_for(activity: &Activity, window: i64) -> String {

@@ -123,8 +123,8 @@ pub async fn update_me(
     state: web::Data<AppState>,
     principal: Principal,
     body: web::Json<UpdateMeRequest>,
-) -> ApiResult<web::Json<MeResponse>> {
-    Ok(web::Json(service::update_me(&state, principal, body.into_inner()).await?))
+) -> ApiResult<HttpResponse> {
+    service::update_me(&state, principal, body.into_inner()).await
 }
 
 /// Change the caller's password. Every session of the user ends: sign in again.
@@ -145,6 +145,5 @@ pub async fn change_password(
     principal: Principal,
     body: web::Json<ChangePasswordRequest>,
 ) -> ApiResult<HttpResponse> {
-    service::change_password(&state, principal, body.into_inner()).await?;
-    Ok(HttpResponse::NoContent().finish())
+    service::change_password(&state, principal, body.into_inner()).await
 }

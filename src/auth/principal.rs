@@ -8,6 +8,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 
+use crate::audit::Trail;
 use crate::auth::model::{RefreshToken, User};
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -34,6 +35,11 @@ impl Principal {
     /// The paths of the units whose subtrees the caller may see.
     pub fn visible_roots(&self) -> Vec<String> {
         self.active_memberships().map(|(_, unit)| unit.path.clone()).collect()
+    }
+
+    /// The units on which the caller holds a role that satisfies `allowed` (their subtrees included).
+    pub fn units_where(&self, allowed: impl Fn(Roles) -> bool) -> impl Iterator<Item = &Unit> {
+        self.active_memberships().filter(move |(membership, _)| allowed(membership.roles())).map(|(_, unit)| unit)
     }
 
     /// Checks that the caller may do something on `unit`: a unit outside the
@@ -83,7 +89,10 @@ impl FromRequest for Principal {
                     Ok(Some(Principal { user, memberships }))
                 })
                 .await?;
-            principal.ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))
+            let principal =
+                principal.ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))?;
+            Trail::current().identify(&principal);
+            Ok(principal)
         })
     }
 }

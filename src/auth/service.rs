@@ -1,7 +1,10 @@
 //! Sign-in, token rotation, registration and the caller's own account.
 
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 
+use crate::audit::Trail;
 use crate::auth::api::{ChangePasswordRequest, MeResponse, RegisterRequest, TokenResponse, UpdateMeRequest};
 use crate::auth::model::{RefreshToken, User, UserChanges};
 use crate::auth::password::{self, Verification};
@@ -10,6 +13,7 @@ use crate::auth::tokens::{ACCESS_TOKEN_TTL, REFRESH_TOKEN_TTL, TokenKeys};
 use crate::codes::{is_code, normalize_code};
 use crate::db::{DbConnection, new_id};
 use crate::error::{ApiError, ApiResult, ErrorCode, unique_violation_as};
+use crate::idempotency::{self, Reply, Scope};
 use crate::startup::AppState;
 use crate::units::model::{Membership, MembershipStatus, Roles, Unit};
 use crate::validation;
@@ -61,9 +65,10 @@ pub async fn login(state: &AppState, username: String, password: String) -> ApiR
         )));
     }
     // A name no account can have (e.g. with control characters) is an unknown user.
-    let user = match validation::username(&username) {
-        Ok(username) => state.db.read(move |conn| Ok(User::find_by_username(conn, &username)?)).await?,
-        Err(_) => None,
+    let valid_username = validation::username(&username).ok();
+    let user = match valid_username.clone() {
+        Some(username) => state.db.read(move |conn| Ok(User::find_by_username(conn, &username)?)).await?,
+        None => None,
     };
     let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
     // Verify (and, when the stored hash is weaker than today's parameters, re-hash)
@@ -81,19 +86,34 @@ pub async fn login(state: &AppState, username: String, password: String) -> ApiR
         },
     })
     .await?;
+    // Every attempt is recorded in the audit log, in the transaction that counts it,
+    // so an unknown user costs one write, as a wrong password does.
+    let trail = Trail::current();
     let Some(user) = user else {
+        if let Some(username) = valid_username {
+            trail.set_target("username", &username);
+        }
+        state.db.write(move |conn| Ok(trail.append_error(conn, &invalid_credentials())?)).await?;
         return Err(invalid_credentials());
     };
+    trail.set_actor(&user.id);
     let now = state.clock.now();
     let user_id = user.id.clone();
     if let Verification::Mismatch = verification {
-        state.db.write(move |conn| Ok(User::record_failed_login(conn, &user_id, now)?)).await?;
+        state
+            .db
+            .write(move |conn| {
+                User::record_failed_login(conn, &user_id, now)?;
+                Ok(trail.append_error(conn, &invalid_credentials())?)
+            })
+            .await?;
         return Err(invalid_credentials());
     }
     let token = state
         .db
         .write(move |conn| {
             if !User::record_successful_login(conn, &user_id, now)? {
+                trail.append_error(conn, &invalid_credentials())?;
                 return Ok(None);
             }
             if let Some(hash) = upgraded_hash {
@@ -101,6 +121,7 @@ pub async fn login(state: &AppState, username: String, password: String) -> ApiR
             }
             let token = new_refresh_token(&user_id, None, now);
             token.insert(conn)?;
+            trail.append(conn, StatusCode::OK, None, None)?;
             Ok(Some(token))
         })
         .await?
@@ -210,7 +231,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> ApiResult<M
         .await
 }
 
-pub async fn update_me(state: &AppState, principal: Principal, request: UpdateMeRequest) -> ApiResult<MeResponse> {
+pub async fn update_me(state: &AppState, principal: Principal, request: UpdateMeRequest) -> ApiResult<HttpResponse> {
     let mut changes = UserChanges {
         display_name: request
             .display_name
@@ -221,12 +242,19 @@ pub async fn update_me(state: &AppState, principal: Principal, request: UpdateMe
         updated_at: Some(state.clock.now().naive_utc()),
         search_text: None,
     };
-    let user = principal.user.clone();
-    let user = state.db.write(move |conn| Ok(User::update(conn, &user, &mut changes)?)).await?;
-    Ok(MeResponse::new(user, principal.memberships))
+    let Principal { user, memberships } = principal;
+    idempotency::write(&state.db, Scope::unkeyed(), state.clock.now(), move |conn| {
+        let user = User::update(conn, &user, &mut changes)?;
+        Reply::ok(&MeResponse::new(user, memberships))
+    })
+    .await
 }
 
-pub async fn change_password(state: &AppState, principal: Principal, request: ChangePasswordRequest) -> ApiResult<()> {
+pub async fn change_password(
+    state: &AppState,
+    principal: Principal,
+    request: ChangePasswordRequest,
+) -> ApiResult<HttpResponse> {
     password::validate_new_password(&request.new_password)?;
     let now = state.clock.now();
     let user = principal.user;
@@ -252,12 +280,10 @@ pub async fn change_password(state: &AppState, principal: Principal, request: Ch
             ));
         }
     };
-    state
-        .db
-        .write(move |conn| {
-            User::set_password(conn, &user_id, &new_hash, now.naive_utc())?;
-            RefreshToken::revoke_all_of_user(conn, &user_id, now.naive_utc())?;
-            Ok(())
-        })
-        .await
+    idempotency::write(&state.db, Scope::unkeyed(), now, move |conn| {
+        User::set_password(conn, &user_id, &new_hash, now.naive_utc())?;
+        RefreshToken::revoke_all_of_user(conn, &user_id, now.naive_utc())?;
+        Ok(Reply::no_content())
+    })
+    .await
 }

@@ -261,6 +261,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_records (id) {
+        id -> Text,
+        occurred_at -> Timestamp,
+        actor_id -> Nullable<Text>,
+        action -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        unit_id -> Nullable<Text>,
+        unit_path -> Nullable<Text>,
+        request_id -> Text,
+        client_ip -> Nullable<Text>,
+        outcome -> Text,
+        code -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(redemptions -> rewards (reward_id));
 diesel::joinable!(activities -> rules (rule_id));
 diesel::joinable!(activity_registrations -> activities (activity_id));
@@ -273,6 +290,7 @@ diesel::joinable!(ledger_postings -> accounts (account_id));
 diesel::joinable!(lots -> accounts (account_id));
 diesel::joinable!(lot_movements -> lots (lot_id));
 diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(audit_records -> users (actor_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -293,4 +311,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     activity_registrations,
     rewards,
     redemptions,
+    audit_records,
 );

@@ -22,6 +22,7 @@ use diesel::Connection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::audit::Trail;
 use crate::db::{Database, DbConnection};
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON};
 use model::IdempotencyRecord;
@@ -77,6 +78,8 @@ pub struct Reply {
     location: Option<String>,
     /// Sent instead of `body` the first time only: for secrets that must never be stored.
     first_time_body: Option<String>,
+    /// The problem's code, when the answer is a refusal.
+    code: Option<ErrorCode>,
 }
 
 impl Reply {
@@ -86,6 +89,7 @@ impl Reply {
             body: serde_json::to_string(body).map_err(ApiError::internal)?,
             location: Some(location),
             first_time_body: None,
+            code: None,
         })
     }
 
@@ -95,7 +99,12 @@ impl Reply {
             body: serde_json::to_string(body).map_err(ApiError::internal)?,
             location: None,
             first_time_body: None,
+            code: None,
         })
+    }
+
+    pub fn no_content() -> Self {
+        Reply { status: StatusCode::NO_CONTENT, body: String::new(), location: None, first_time_body: None, code: None }
     }
 
     /// The answer carries a secret (e.g. a generated password): `stored` is what a
@@ -116,12 +125,15 @@ impl Reply {
             body: serde_json::to_string(&err.problem()).unwrap_or_default(),
             location: None,
             first_time_body: None,
+            code: Some(err.code()),
         }
     }
 
     fn into_response(self, replayed: bool) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        response.content_type(if self.status.is_success() { "application/json" } else { PROBLEM_JSON });
+        if self.status != StatusCode::NO_CONTENT {
+            response.content_type(if self.status.is_success() { "application/json" } else { PROBLEM_JSON });
+        }
         if let Some(location) = self.location {
             response.insert_header((LOCATION, location));
         }
@@ -140,6 +152,12 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// For writes without an `Idempotency-Key`: PATCH and DELETE, which are
+    /// idempotent by nature, and changes to one's own account.
+    pub fn unkeyed() -> Self {
+        Scope { user_id: String::new(), key: None, fingerprint: String::new() }
+    }
+
     /// The fingerprint covers method, path and the parsed body (so a retry that
     /// orders fields differently is the same request).
     pub fn new(user_id: &str, key: Option<String>, req: &HttpRequest, body: &impl Serialize) -> Self {
@@ -169,16 +187,33 @@ fn replay(scope: &Scope, record: IdempotencyRecord) -> Result<HttpResponse, ApiE
         ));
     }
     let status = u16::try_from(record.status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
-    Ok(Reply { status, body: record.body, location: record.location, first_time_body: None }.into_response(true))
+    Ok(Reply { status, body: record.body, location: record.location, first_time_body: None, code: None }
+        .into_response(true))
 }
 
-/// Runs `effect` in one write transaction, together with the key's record.
+impl Reply {
+    fn append_to(&self, trail: &Trail, conn: &mut DbConnection) -> diesel::QueryResult<()> {
+        trail.append(conn, self.status, self.code, self.location.as_deref())
+    }
+}
+
+/// The one write path of requests: runs `effect` in one write transaction,
+/// together with the key's record (if the request sent a key) and the request's
+/// audit record.
 pub async fn write<F>(db: &Database, scope: Scope, now: DateTime<Utc>, effect: F) -> Result<HttpResponse, ApiError>
 where
     F: FnOnce(&mut DbConnection) -> Result<Reply, ApiError> + Send + 'static,
 {
+    let trail = Trail::current();
     let Some(key) = scope.key.clone() else {
-        return db.write(effect).await.map(|reply| reply.into_response(false));
+        let reply = db
+            .write(move |conn| {
+                let reply = effect(conn)?;
+                reply.append_to(&trail, conn)?;
+                Ok(reply)
+            })
+            .await?;
+        return Ok(reply.into_response(false));
     };
     // A retry of a finished request is answered from a read, without taking the write lock.
     let user_id = scope.user_id.clone();
@@ -221,6 +256,7 @@ where
             record.body.clone_from(&reply.body);
             record.location.clone_from(&reply.location);
             record.set_answer(conn)?;
+            reply.append_to(&trail, conn)?;
             Ok(Outcome::Fresh(reply))
         })
         .await

@@ -103,9 +103,7 @@ pub async fn update_reward(
     principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<UpdateRewardRequest>,
-) -> ApiResult<web::Json<RewardResponse>> {
+) -> ApiResult<HttpResponse> {
     let (community_id, reward_id) = path.into_inner();
-    Ok(web::Json(
-        service::update(&state, principal, community_id.to_string(), reward_id.to_string(), body.into_inner()).await?,
-    ))
+    service::update(&state, principal, community_id.to_string(), reward_id.to_string(), body.into_inner()).await
 }

@@ -150,7 +150,7 @@ pub async fn update(
     community_id: String,
     reward_id: String,
     request: UpdateRewardRequest,
-) -> ApiResult<RewardResponse> {
+) -> ApiResult<HttpResponse> {
     let limit = request.limit_per_resident.map(validate_limit).transpose()?;
     let changes = RewardChanges {
         name: request.name.as_deref().map(|name| validation::text("name", name, MAX_NAME_CHARS)).transpose()?,
@@ -172,18 +172,16 @@ pub async fn update(
         active: request.active,
         updated_at: Some(state.clock.now().naive_utc()),
     };
-    state
-        .db
-        .write(move |conn| {
-            let (community, _) = community_for(conn, &principal, &community_id, is_staff, "manage the points shop")?;
-            // Orders reserve stock under this lock; a stock change must not slip in between.
-            LedgerHead::lock(conn, &community.id)?;
-            let reward = Reward::find(conn, &community.id, &reward_id)?.ok_or_else(|| ApiError::not_found("reward"))?;
-            validate_window(
-                changes.available_from.unwrap_or(reward.available_from),
-                changes.available_until.unwrap_or(reward.available_until),
-            )?;
-            Ok(RewardResponse::from(Reward::update(conn, &reward.id, &changes)?))
-        })
-        .await
+    idempotency::write(&state.db, Scope::unkeyed(), state.clock.now(), move |conn| {
+        let (community, _) = community_for(conn, &principal, &community_id, is_staff, "manage the points shop")?;
+        // Orders reserve stock under this lock; a stock change must not slip in between.
+        LedgerHead::lock(conn, &community.id)?;
+        let reward = Reward::find(conn, &community.id, &reward_id)?.ok_or_else(|| ApiError::not_found("reward"))?;
+        validate_window(
+            changes.available_from.unwrap_or(reward.available_from),
+            changes.available_until.unwrap_or(reward.available_until),
+        )?;
+        Reply::ok(&RewardResponse::from(Reward::update(conn, &reward.id, &changes)?))
+    })
+    .await
 }

@@ -85,9 +85,7 @@ pub async fn update_rule(
     principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<UpdateRuleRequest>,
-) -> ApiResult<web::Json<RuleResponse>> {
+) -> ApiResult<HttpResponse> {
     let (community_id, rule_id) = path.into_inner();
-    Ok(web::Json(
-        service::update(&state, principal, community_id.to_string(), rule_id.to_string(), body.into_inner()).await?,
-    ))
+    service::update(&state, principal, community_id.to_string(), rule_id.to_string(), body.into_inner()).await
 }

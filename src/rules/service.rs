@@ -122,7 +122,7 @@ pub async fn update(
     community_id: String,
     rule_id: String,
     request: UpdateRuleRequest,
-) -> ApiResult<RuleResponse> {
+) -> ApiResult<HttpResponse> {
     let changes = RuleChanges {
         name: request.name.as_deref().map(|name| validation::text("name", name, MAX_NAME_CHARS)).transpose()?,
         category: request.category.map(|category| category.as_str().to_owned()),
@@ -135,19 +135,17 @@ pub async fn update(
         active: request.active,
         updated_at: Some(state.clock.now().naive_utc()),
     };
-    state
-        .db
-        .write(move |conn| {
-            let (community, _) = community_for(conn, &principal, &community_id, is_staff, "manage rules")?;
-            let rule = Rule::find(conn, &community.id, &rule_id)?.ok_or_else(|| ApiError::not_found("rule"))?;
-            validate_points(
-                changes.min_points.unwrap_or(rule.min_points),
-                changes.default_points.unwrap_or(rule.default_points),
-                changes.max_points.unwrap_or(rule.max_points),
-            )?;
-            Ok(RuleResponse::from(Rule::update(conn, &rule.id, &changes)?))
-        })
-        .await
+    idempotency::write(&state.db, Scope::unkeyed(), state.clock.now(), move |conn| {
+        let (community, _) = community_for(conn, &principal, &community_id, is_staff, "manage rules")?;
+        let rule = Rule::find(conn, &community.id, &rule_id)?.ok_or_else(|| ApiError::not_found("rule"))?;
+        validate_points(
+            changes.min_points.unwrap_or(rule.min_points),
+            changes.default_points.unwrap_or(rule.default_points),
+            changes.max_points.unwrap_or(rule.max_points),
+        )?;
+        Reply::ok(&RuleResponse::from(Rule::update(conn, &rule.id, &changes)?))
+    })
+    .await
 }
 
 /// The active rule `code` of the community, for the given direction.

@@ -102,8 +102,8 @@ pub async fn update_unit(
     principal: Principal,
     path: web::Path<Uuid>,
     body: web::Json<UpdateUnitRequest>,
-) -> ApiResult<web::Json<UnitResponse>> {
-    Ok(web::Json(service::update_unit(&state, principal, path.into_inner().to_string(), body.into_inner()).await?))
+) -> ApiResult<HttpResponse> {
+    service::update_unit(&state, principal, path.into_inner().to_string(), body.into_inner()).await
 }
 
 /// Add a new or existing user to a unit with roles (staff: residents only; admins: any role).
@@ -182,9 +182,7 @@ pub async fn update_member(
     principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<UpdateMemberRequest>,
-) -> ApiResult<web::Json<MemberResponse>> {
+) -> ApiResult<HttpResponse> {
     let (unit_id, user_id) = path.into_inner();
-    Ok(web::Json(
-        service::update_member(&state, principal, unit_id.to_string(), user_id.to_string(), body.into_inner()).await?,
-    ))
+    service::update_member(&state, principal, unit_id.to_string(), user_id.to_string(), body.into_inner()).await
 }

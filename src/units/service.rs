@@ -164,59 +164,53 @@ pub async fn update_unit(
     principal: Principal,
     unit_id: String,
     request: UpdateUnitRequest,
-) -> ApiResult<UnitResponse> {
+) -> ApiResult<HttpResponse> {
     let name = request.name.as_deref().map(|name| validation::text("name", name, MAX_NAME_CHARS)).transpose()?;
     let timezone = request.timezone.as_deref().map(validate_timezone).transpose()?;
     let expiry_policy = request.expiry_policy.map(validate_expiry_policy).transpose()?;
     let max_open_claims = request.max_open_claims.map(validate_max_open_claims).transpose()?;
     let pickup_window_days = request.pickup_window_days.map(validate_pickup_window).transpose()?;
-    let now = state.clock.now().naive_utc();
-    state
-        .db
-        .write(move |conn| {
-            let unit = find_unit(conn, &unit_id)?;
-            principal.authorize(&unit, |_| true, "see this unit")?;
-            // A unit is governed by the admins of its parent (the platform by its own).
-            let governing = match &unit.parent_id {
-                Some(parent_id) => find_unit(conn, parent_id)?,
-                None => unit.clone(),
-            };
-            if !principal.roles_on(&governing).admin {
-                return Err(ApiError::forbidden("only admins of the parent unit can change a unit"));
-            }
-            let is_community = unit.kind() == UnitKind::Community;
-            let community_only = timezone.is_some()
-                || request.regenerate_join_code
-                || expiry_policy.is_some()
-                || max_open_claims.is_some();
-            if community_only && !is_community {
-                return Err(ApiError::validation(
-                    "timezone, expiry_policy, max_open_claims and regenerate_join_code apply to communities only",
-                ));
-            }
-            if let (Some(name), Some(parent_id)) = (&name, &unit.parent_id)
-                && Unit::name_taken(conn, parent_id, name, Some(&unit.id))?
-            {
-                return Err(ApiError::new(
-                    ErrorCode::NameTaken,
-                    format!("the parent already has a unit named {name:?}"),
-                ));
-            }
-            let changes = UnitChanges {
-                name,
-                timezone,
-                join_code: if request.regenerate_join_code { Some(unused_join_code(conn)?) } else { None },
-                updated_at: Some(now),
-                expiry_policy: expiry_policy.map(|policy| policy.columns().0),
-                expiry_days: expiry_policy.map(|policy| policy.columns().1),
-                max_open_claims,
-                pickup_window_days,
-            };
-            let unit = Unit::update(conn, &unit.id, &changes)?;
-            let roles = principal.roles_on(&unit);
-            Ok(UnitResponse::new(unit, roles))
-        })
-        .await
+    let now = state.clock.now();
+    idempotency::write(&state.db, Scope::unkeyed(), now, move |conn| {
+        let now = now.naive_utc();
+        let unit = find_unit(conn, &unit_id)?;
+        principal.authorize(&unit, |_| true, "see this unit")?;
+        // A unit is governed by the admins of its parent (the platform by its own).
+        let governing = match &unit.parent_id {
+            Some(parent_id) => find_unit(conn, parent_id)?,
+            None => unit.clone(),
+        };
+        if !principal.roles_on(&governing).admin {
+            return Err(ApiError::forbidden("only admins of the parent unit can change a unit"));
+        }
+        let is_community = unit.kind() == UnitKind::Community;
+        let community_only =
+            timezone.is_some() || request.regenerate_join_code || expiry_policy.is_some() || max_open_claims.is_some();
+        if community_only && !is_community {
+            return Err(ApiError::validation(
+                "timezone, expiry_policy, max_open_claims and regenerate_join_code apply to communities only",
+            ));
+        }
+        if let (Some(name), Some(parent_id)) = (&name, &unit.parent_id)
+            && Unit::name_taken(conn, parent_id, name, Some(&unit.id))?
+        {
+            return Err(ApiError::new(ErrorCode::NameTaken, format!("the parent already has a unit named {name:?}")));
+        }
+        let changes = UnitChanges {
+            name,
+            timezone,
+            join_code: if request.regenerate_join_code { Some(unused_join_code(conn)?) } else { None },
+            updated_at: Some(now),
+            expiry_policy: expiry_policy.map(|policy| policy.columns().0),
+            expiry_days: expiry_policy.map(|policy| policy.columns().1),
+            max_open_claims,
+            pickup_window_days,
+        };
+        let unit = Unit::update(conn, &unit.id, &changes)?;
+        let roles = principal.roles_on(&unit);
+        Reply::ok(&UnitResponse::new(unit, roles))
+    })
+    .await
 }
 
 fn distinct_roles(roles: &[Role]) -> ApiResult<Roles> {
@@ -407,50 +401,48 @@ pub async fn update_member(
     unit_id: String,
     user_id: String,
     request: UpdateMemberRequest,
-) -> ApiResult<MemberResponse> {
+) -> ApiResult<HttpResponse> {
     let new_roles = request.roles.as_deref().map(distinct_roles).transpose()?;
     let household = request.household.map(validation::household).transpose()?;
-    let now = state.clock.now().naive_utc();
-    state
-        .db
-        .write(move |conn| {
-            let unit = find_unit(conn, &unit_id)?;
-            let caller = principal.authorize(&unit, |r| r.admin || r.staff, "change members")?;
-            let membership =
-                Membership::find(conn, &unit.id, &user_id)?.ok_or_else(|| ApiError::not_found("member"))?;
-            if !caller.admin
-                && (membership.roles() != RESIDENT_ONLY || new_roles.is_some_and(|roles| roles != RESIDENT_ONLY))
-            {
-                return Err(ApiError::forbidden("staff can change residents only; ask an admin"));
-            }
-            if membership.user_id == principal.user.id && (new_roles.is_some() || request.status.is_some()) {
-                return Err(ApiError::forbidden("you cannot change your own roles or status; ask another admin"));
-            }
-            let roles = new_roles.unwrap_or(membership.roles());
-            check_roles_fit_unit(roles, &unit)?;
-            if roles.resident && !membership.is_resident {
-                check_not_resident_elsewhere(conn, &membership.user_id, &unit)?;
-            }
-            if matches!(household, Some(Some(_))) && !roles.resident {
-                return Err(ApiError::validation("household applies to residents only"));
-            }
-            let mut changes = MembershipChanges {
-                status: request.status.map(|status| status.as_str().to_owned()),
-                updated_at: Some(now),
-                ..MembershipChanges::default()
-            };
-            if new_roles.is_some() {
-                changes.set_roles(roles);
-            }
-            if let Some(household) = household {
-                changes.set_household(household);
-            } else if !roles.resident {
-                changes.set_household(None);
-            }
-            let membership = Membership::update(conn, &membership.id, &changes)?;
-            open_account_if_active_resident(conn, &membership, now)?;
-            let user = User::find(conn, &membership.user_id)?.ok_or_else(|| ApiError::not_found("member"))?;
-            Ok(MemberResponse::new(membership, user))
-        })
-        .await
+    let now = state.clock.now();
+    idempotency::write(&state.db, Scope::unkeyed(), now, move |conn| {
+        let now = now.naive_utc();
+        let unit = find_unit(conn, &unit_id)?;
+        let caller = principal.authorize(&unit, |r| r.admin || r.staff, "change members")?;
+        let membership = Membership::find(conn, &unit.id, &user_id)?.ok_or_else(|| ApiError::not_found("member"))?;
+        if !caller.admin
+            && (membership.roles() != RESIDENT_ONLY || new_roles.is_some_and(|roles| roles != RESIDENT_ONLY))
+        {
+            return Err(ApiError::forbidden("staff can change residents only; ask an admin"));
+        }
+        if membership.user_id == principal.user.id && (new_roles.is_some() || request.status.is_some()) {
+            return Err(ApiError::forbidden("you cannot change your own roles or status; ask another admin"));
+        }
+        let roles = new_roles.unwrap_or(membership.roles());
+        check_roles_fit_unit(roles, &unit)?;
+        if roles.resident && !membership.is_resident {
+            check_not_resident_elsewhere(conn, &membership.user_id, &unit)?;
+        }
+        if matches!(household, Some(Some(_))) && !roles.resident {
+            return Err(ApiError::validation("household applies to residents only"));
+        }
+        let mut changes = MembershipChanges {
+            status: request.status.map(|status| status.as_str().to_owned()),
+            updated_at: Some(now),
+            ..MembershipChanges::default()
+        };
+        if new_roles.is_some() {
+            changes.set_roles(roles);
+        }
+        if let Some(household) = household {
+            changes.set_household(household);
+        } else if !roles.resident {
+            changes.set_household(None);
+        }
+        let membership = Membership::update(conn, &membership.id, &changes)?;
+        open_account_if_active_resident(conn, &membership, now)?;
+        let user = User::find(conn, &membership.user_id)?.ok_or_else(|| ApiError::not_found("member"))?;
+        Reply::ok(&MemberResponse::new(membership, user))
+    })
+    .await
 }
