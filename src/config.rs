@@ -2,12 +2,15 @@
 //! `jifen` alone starts a working server on an embedded SQLite database.
 
 use std::io::Write;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use rand::RngCore;
 
 use crate::db::DatabaseUrl;
+use crate::security::{RateLimits, parse_trusted_proxies};
+use ipnet::IpNet;
 
 const ENVIRONMENT_HELP: &str = "\
 Environment:
@@ -18,6 +21,12 @@ Environment:
                         On SQLite without it, one is generated into the data folder.
   JIFEN_ADMIN_PASSWORD  password of the 'admin' user created on first start
                         (default: a random one, printed once in the log)
+  JIFEN_CORS_ORIGINS    origins whose pages may call the API, comma-separated
+                        (e.g. https://dashboard.example.org; default none)
+  JIFEN_TRUSTED_PROXIES addresses or networks of reverse proxies whose X-Forwarded-For
+                        is believed, comma-separated (default none)
+  JIFEN_AUTH_REQUESTS_PER_MINUTE  sign-in requests per client address (default 60)
+  JIFEN_WRITES_PER_MINUTE         changes per signed-in user (default 600)
   RUST_LOG              log filter, e.g. info or jifen=debug (default info)";
 
 #[derive(Debug, Parser)]
@@ -44,6 +53,18 @@ pub struct ConfigArgs {
     /// Password for the 'admin' user created on first start; prefer the environment variable
     #[arg(long, env = "JIFEN_ADMIN_PASSWORD", hide_env_values = true, global = true)]
     pub admin_password: Option<String>,
+    /// Origins whose pages may call the API, comma-separated
+    #[arg(long, env = "JIFEN_CORS_ORIGINS", default_value = "", global = true)]
+    pub cors_origins: String,
+    /// Reverse proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated
+    #[arg(long, env = "JIFEN_TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: String,
+    /// Requests to /api/v1/auth/* per client address and minute
+    #[arg(long, env = "JIFEN_AUTH_REQUESTS_PER_MINUTE", default_value = "60", global = true)]
+    pub auth_requests_per_minute: NonZeroU32,
+    /// Changes (POST, PUT, PATCH, DELETE) per signed-in user and minute
+    #[arg(long, env = "JIFEN_WRITES_PER_MINUTE", default_value = "600", global = true)]
+    pub writes_per_minute: NonZeroU32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +111,9 @@ pub struct Settings {
     pub bind: String,
     pub jwt_secret: Vec<u8>,
     pub admin_password: Option<String>,
+    pub cors_origins: Vec<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub rate_limits: RateLimits,
 }
 
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -119,6 +143,18 @@ impl Settings {
             bind: args.bind.clone(),
             jwt_secret,
             admin_password: args.admin_password.clone().filter(|password| !password.is_empty()),
+            cors_origins: args
+                .cors_origins
+                .split(',')
+                .map(str::trim)
+                .filter(|origin| !origin.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            trusted_proxies: parse_trusted_proxies(&args.trusted_proxies).map_err(anyhow::Error::msg)?,
+            rate_limits: RateLimits {
+                auth_per_ip: args.auth_requests_per_minute,
+                writes_per_user: args.writes_per_minute,
+            },
         })
     }
 }

@@ -87,6 +87,10 @@ pub enum ErrorCode {
     RedemptionNotPending,
     /// Too many wrong pickup codes for this order; see `Retry-After`.
     TooManyPickupAttempts,
+    /// Too many requests from this address (sign-in) or this user (writes); see `Retry-After`.
+    RateLimited,
+    /// The request took too long and was abandoned; it may still have taken effect, so retry with the same `Idempotency-Key`.
+    RequestTimeout,
     InternalError,
     ServiceUnavailable,
 }
@@ -100,7 +104,7 @@ impl ErrorCode {
             }
             Unauthorized | InvalidCredentials | InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             Forbidden | ConflictOfInterest => StatusCode::FORBIDDEN,
-            TooManyOpenClaims | TooManyPickupAttempts => StatusCode::TOO_MANY_REQUESTS,
+            TooManyOpenClaims | TooManyPickupAttempts | RateLimited => StatusCode::TOO_MANY_REQUESTS,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict
@@ -139,7 +143,7 @@ impl ErrorCode {
             | RewardUnavailable
             | InvalidPickupCode => StatusCode::UNPROCESSABLE_ENTITY,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceUnavailable | RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -195,6 +199,8 @@ impl ErrorCode {
             InvalidPickupCode => "invalid_pickup_code",
             RedemptionNotPending => "redemption_not_pending",
             TooManyPickupAttempts => "too_many_pickup_attempts",
+            RateLimited => "rate_limited",
+            RequestTimeout => "request_timeout",
             InternalError => "internal_error",
             ServiceUnavailable => "service_unavailable",
         }

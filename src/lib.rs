@@ -18,6 +18,7 @@ pub mod pagination;
 pub mod redemptions;
 pub mod rewards;
 pub mod rules;
+pub mod security;
 pub mod startup;
 pub mod system;
 pub mod telemetry;

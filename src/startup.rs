@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -18,11 +19,17 @@ use crate::config::Settings;
 use crate::db::{Database, DbConnection, new_id};
 use crate::error::ApiError;
 use crate::openapi::{self, RouteTable};
+use crate::security::{self, Limiters};
 use crate::telemetry;
 use crate::units::model::{Membership, MembershipStatus, Roles, Unit, UnitKind};
+use ipnet::IpNet;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A client must send its request head within this time.
+const CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// On SIGTERM or SIGINT the server stops accepting and gives requests in flight this long to finish.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 const POOL_SIZE: u32 = 10;
 
 /// What every handler can reach.
@@ -31,12 +38,14 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub tokens: TokenKeys,
     pub openapi_yaml: String,
+    pub trusted_proxies: Vec<IpNet>,
+    pub limiters: Limiters,
 }
 
 pub struct Application {
     port: u16,
     server: Server,
-    maintenance: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -60,7 +69,11 @@ impl Application {
             clock,
             tokens: TokenKeys::new(&settings.jwt_secret),
             openapi_yaml: spec.to_yaml()?,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            limiters: Limiters::new(settings.rate_limits),
         });
+        let forgetting = spawn_forgetting_quiet_clients(state.clone().into_inner());
+        let cors_origins = settings.cors_origins.clone();
         let routes = web::Data::new(RouteTable::new(&spec));
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", settings.bind))?;
@@ -85,12 +98,17 @@ impl Application {
             app.default_service(web::to(openapi::unmatched))
                 .wrap(from_fn(audit::record))
                 .wrap(from_fn(openapi::only_documented))
+                .wrap(from_fn(security::guard))
+                .wrap(security::cors(&cors_origins))
+                .wrap(security::security_headers())
                 .wrap(from_fn(telemetry::request_context))
         })
+        .client_request_timeout(CLIENT_HEADER_TIMEOUT)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
         .listen(listener)?
         .run();
         tracing::info!(address = %settings.bind, port, "jifen is listening");
-        Ok(Application { port, server, maintenance })
+        Ok(Application { port, server, background: vec![maintenance, forgetting] })
     }
 
     pub fn port(&self) -> u16 {
@@ -104,9 +122,22 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.maintenance.abort();
+        for task in self.background {
+            task.abort();
+        }
+        tracing::info!("stopped");
         result
     }
+}
+
+fn spawn_forgetting_quiet_clients(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            interval.tick().await;
+            state.limiters.forget_quiet_clients();
+        }
+    })
 }
 
 /// On an empty database: the platform unit and, if nobody administers it, the

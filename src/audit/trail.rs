@@ -22,6 +22,7 @@ use crate::db::{DbConnection, new_id};
 use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::IDEMPOTENT_REPLAYED;
 use crate::openapi::RouteTable;
+use crate::security::client_ip;
 use crate::startup::AppState;
 use crate::telemetry::RequestId;
 use crate::units::model::MembershipStatus;
@@ -146,7 +147,7 @@ impl Request {
             occurred_at: state.clock.now().naive_utc(),
             action: route.operation_id.to_owned(),
             request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default(),
-            client_ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+            client_ip: client_ip(req.request()).map(|ip| ip.to_string()),
             always,
             unit_id,
             known: Mutex::new(Known { target, ..Known::default() }),

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
+use actix_web::http::Method;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 
@@ -70,6 +71,7 @@ impl FromRequest for Principal {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
+        let writes = ![Method::GET, Method::HEAD, Method::OPTIONS].contains(req.method());
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let token =
@@ -92,6 +94,9 @@ impl FromRequest for Principal {
             let principal =
                 principal.ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))?;
             Trail::current().identify(&principal);
+            if writes {
+                state.limiters.check_write(&principal.user.id)?;
+            }
             Ok(principal)
         })
     }

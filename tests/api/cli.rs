@@ -14,6 +14,8 @@ struct Server {
     child: Child,
     port: u16,
     log: Vec<String>,
+    /// The log lines written after start-up.
+    rest: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for Server {
@@ -38,7 +40,11 @@ fn jifen(dir: &std::path::Path) -> Command {
 /// Starts `jifen` (no subcommand: serve) with the default configuration in `dir`
 /// and waits for it to say which port it listens on.
 fn start(dir: &std::path::Path) -> Server {
-    let mut child = jifen(dir).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("start jifen");
+    start_command(jifen(dir))
+}
+
+fn start_command(mut command: Command) -> Server {
+    let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("start jifen");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -48,8 +54,13 @@ fn start(dir: &std::path::Path) -> Server {
         if let Some(port) = line.split("port=").nth(1) {
             let port = port.split_whitespace().next().unwrap().parse().unwrap();
             // Keep draining the log so the server never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return Server { child, port, log };
+            let (sender, rest) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    let _ = sender.send(line);
+                }
+            });
+            return Server { child, port, log, rest };
         }
     }
     let _ = child.kill();
@@ -233,4 +244,40 @@ async fn ledger_verify_on_the_command_line_finds_tampering() {
     let output = verify();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).contains("BROKEN at sequence 1"));
+}
+
+/// SIGTERM stops the server cleanly; nothing secret reaches its log on the way, even at debug level.
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_the_log_holds_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "a secret admin password";
+    let secret = "a jwt secret that is long enough for jifen 0123456789";
+    let mut command = jifen(dir.path());
+    command.env("JIFEN_ADMIN_PASSWORD", password).env("JIFEN_JWT_SECRET", secret).env("RUST_LOG", "debug");
+    let mut server = start_command(command);
+    let tokens = login(server.port, password).await.json::<serde_json::Value>().await.unwrap();
+    let (access, refresh) = (tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    let api = format!("http://127.0.0.1:{}/api/v1", server.port);
+    client.get(format!("{api}/me")).bearer_auth(access).send().await.unwrap();
+    client.post(format!("{api}/auth/refresh")).json(&json!({"refresh_token": refresh})).send().await.unwrap();
+    login(server.port, "a wrong password").await;
+
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "jifen did not stop within 20 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let log: Vec<String> = server.log.iter().cloned().chain(server.rest.try_iter()).collect();
+    assert!(log.iter().any(|line| line.contains("stopped")), "{log:#?}");
+    let refresh_id = refresh.split('.').next().unwrap();
+    for secret in [password, "a wrong password", secret, access, refresh, refresh_id] {
+        assert!(!log.iter().any(|line| line.contains(secret)), "{secret:?} in the log: {log:#?}");
+    }
 }

@@ -2,6 +2,7 @@
 //! HTTP, once on a fresh SQLite file and once on a fresh PostgreSQL database
 //! (cloned from a migrated template) when `JIFEN_TEST_POSTGRES_URL` is set.
 
+use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
 
 use actix_web::dev::ServerHandle;
@@ -10,6 +11,7 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 use jifen::clock::ManualClock;
 use jifen::config::Settings;
 use jifen::db::{Database, DatabaseUrl};
+use jifen::security::RateLimits;
 use jifen::startup::Application;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -69,7 +71,24 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub database_url: DatabaseUrl,
     server: ServerHandle,
-    _database: TestDatabase,
+    /// Dropped (and, on PostgreSQL, the database with it) when the test ends; None for a sibling.
+    _database: Option<TestDatabase>,
+}
+
+/// The browser origin the test servers accept for CORS.
+pub const DASHBOARD_ORIGIN: &str = "https://dashboard.example.org";
+
+fn test_settings(database_url: DatabaseUrl) -> Settings {
+    let unlimited = NonZeroU32::MAX;
+    Settings {
+        database_url,
+        bind: "127.0.0.1:0".to_owned(),
+        jwt_secret: JWT_SECRET.as_bytes().to_vec(),
+        admin_password: Some(ADMIN_PASSWORD.to_owned()),
+        cors_origins: vec![DASHBOARD_ORIGIN.to_owned()],
+        trusted_proxies: Vec::new(),
+        rate_limits: RateLimits { auth_per_ip: unlimited, writes_per_user: unlimited },
+    }
 }
 
 fn postgres_admin_url() -> Option<String> {
@@ -163,16 +182,22 @@ impl TestApp {
     }
 
     async fn start(database_url: DatabaseUrl, database: TestDatabase) -> TestApp {
+        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 27, 2, 0, 0).unwrap()));
+        Self::start_with(test_settings(database_url), clock, Some(database)).await
+    }
+
+    /// A second server on the same database and clock, with changed settings (e.g. low rate limits).
+    pub async fn sibling(&self, change: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = test_settings(self.database_url.clone());
+        change(&mut settings);
+        Self::start_with(settings, self.clock.clone(), None).await
+    }
+
+    async fn start_with(settings: Settings, clock: Arc<ManualClock>, database: Option<TestDatabase>) -> TestApp {
         if std::env::var("TEST_LOG").is_ok() {
             jifen::telemetry::init();
         }
-        let settings = Settings {
-            database_url: database_url.clone(),
-            bind: "127.0.0.1:0".to_owned(),
-            jwt_secret: JWT_SECRET.as_bytes().to_vec(),
-            admin_password: Some(ADMIN_PASSWORD.to_owned()),
-        };
-        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 27, 2, 0, 0).unwrap()));
+        let database_url = settings.database_url.clone();
         let application = Application::build(settings, clock.clone()).await.expect("start the application");
         let address = format!("http://127.0.0.1:{}", application.port());
         let server = application.handle();

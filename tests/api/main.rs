@@ -8,6 +8,7 @@ mod auth;
 mod claims;
 mod cli;
 mod errors;
+mod hardening;
 mod ledger;
 mod ledger_helpers;
 mod members;
