@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod openapi;
 pub mod pagination;
 pub mod redemptions;
+pub mod reports;
 pub mod rewards;
 pub mod rules;
 pub mod security;

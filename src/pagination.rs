@@ -20,12 +20,18 @@ pub struct PageRequest<K> {
     pub after: Option<K>,
 }
 
+/// The `limit` parameter: 1 to 200, default 50; also for lists that are not paged (leaderboards).
+pub fn parse_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::validation(format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    Ok(limit)
+}
+
 impl<K: DeserializeOwned> PageRequest<K> {
     pub fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ApiError> {
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::validation(format!("limit must be between 1 and {MAX_LIMIT}")));
-        }
+        let limit = parse_limit(limit)?;
         let after = match cursor {
             None | Some("") => None,
             Some(cursor) => Some(decode_cursor(cursor)?),

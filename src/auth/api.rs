@@ -70,13 +70,15 @@ pub struct RegisterRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"display_name": "张桂兰", "phone": "13800138000"}))]
+#[schema(example = json!({"display_name": "张桂兰", "phone": "13800138000", "show_on_leaderboard": false}))]
 pub struct UpdateMeRequest {
     pub display_name: Option<String>,
     /// null clears the phone number.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub phone: Option<Option<String>>,
+    /// false: leaderboards show you masked (e.g. 张**) to other residents; staff still see your name.
+    pub show_on_leaderboard: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -104,6 +106,7 @@ pub struct MyMembership {
     "username": "13800138000",
     "display_name": "张阿姨",
     "phone": null,
+    "show_on_leaderboard": true,
     "memberships": [{
         "unit": {"id": "0193f6a2-5b1c-7d3e-9f00-0a1b2c3d4e5f", "kind": "community", "name": "福寓苑社区"},
         "roles": ["resident"],
@@ -117,6 +120,8 @@ pub struct MeResponse {
     pub username: String,
     pub display_name: String,
     pub phone: Option<String>,
+    /// Whether leaderboards name you to other residents (otherwise: masked, e.g. 张**).
+    pub show_on_leaderboard: bool,
     pub memberships: Vec<MyMembership>,
 }
 
@@ -127,6 +132,7 @@ impl MeResponse {
             username: user.username,
             display_name: user.display_name,
             phone: user.phone,
+            show_on_leaderboard: user.show_on_leaderboard,
             memberships: memberships
                 .into_iter()
                 .map(|(membership, unit)| MyMembership {

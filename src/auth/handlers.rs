@@ -107,7 +107,7 @@ pub async fn me(principal: Principal) -> web::Json<MeResponse> {
     web::Json(MeResponse::new(principal.user, principal.memberships))
 }
 
-/// Change the caller's display name or phone number.
+/// Change the caller's display name, phone number or whether leaderboards name them.
 #[utoipa::path(
     tag = "me",
     security(("bearer" = [])),

@@ -26,6 +26,8 @@ pub struct User {
     pub updated_at: NaiveDateTime,
     /// Lower-cased username and display name, for member search.
     pub search_text: String,
+    /// False: leaderboards show the user masked (e.g. 张**) to other residents.
+    pub show_on_leaderboard: bool,
 }
 
 #[derive(Debug, Default, AsChangeset)]
@@ -35,6 +37,7 @@ pub struct UserChanges {
     pub phone: Option<Option<String>>,
     pub updated_at: Option<NaiveDateTime>,
     pub search_text: Option<String>,
+    pub show_on_leaderboard: Option<bool>,
 }
 
 fn search_text(username: &str, display_name: &str) -> String {
@@ -61,6 +64,7 @@ impl User {
             password_changed_at: now,
             created_at: now,
             updated_at: now,
+            show_on_leaderboard: true,
         }
     }
 

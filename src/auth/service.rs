@@ -241,6 +241,7 @@ pub async fn update_me(state: &AppState, principal: Principal, request: UpdateMe
         phone: request.phone.map(|phone| validation::phone(phone.as_deref())).transpose()?,
         updated_at: Some(state.clock.now().naive_utc()),
         search_text: None,
+        show_on_leaderboard: request.show_on_leaderboard,
     };
     let Principal { user, memberships } = principal;
     idempotency::write(&state.db, Scope::unkeyed(), state.clock.now(), move |conn| {

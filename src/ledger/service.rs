@@ -209,7 +209,8 @@ pub fn is_staff(roles: Roles) -> bool {
     roles.admin || roles.staff
 }
 
-fn is_reader(roles: Roles) -> bool {
+/// Staff, auditors and admins: whoever may read a community's figures in full.
+pub fn is_reader(roles: Roles) -> bool {
     roles.admin || roles.staff || roles.auditor
 }
 

@@ -11,6 +11,7 @@ use crate::helpers::{PASSWORD, TestApp, expect_status, id, json_of};
 pub struct Community {
     name: String,
     pub id: String,
+    pub street_id: String,
     pub admin: String,
     pub staff: String,
     pub auditor: String,
@@ -28,9 +29,27 @@ impl Community {
 pub async fn community(app: &TestApp, name: &str, residents: usize) -> Community {
     let admin = app.admin().await;
     let tree = app.community_tree(&admin, name).await;
-    let community_id = id(&tree.community).to_owned();
+    let (street_id, community_id) = (id(&tree.street).to_owned(), id(&tree.community).to_owned());
+    setup_community(app, admin, name, residents, &street_id, community_id).await
+}
+
+/// The same, as a new community of an existing street.
+pub async fn community_in_street(app: &TestApp, name: &str, residents: usize, street_id: &str) -> Community {
+    let admin = app.admin().await;
+    let unit = app.create_unit(&admin, "community", &format!("{name}社区"), Some(street_id)).await;
+    setup_community(app, admin, name, residents, street_id, id(&unit).to_owned()).await
+}
+
+async fn setup_community(
+    app: &TestApp,
+    admin: String,
+    name: &str,
+    residents: usize,
+    street_id: &str,
+    community_id: String,
+) -> Community {
     let (_, staff) = app.member_with_token(&admin, &community_id, &format!("{name}.staff"), &["staff"]).await;
-    let (_, auditor) = app.member_with_token(&admin, id(&tree.street), &format!("{name}.auditor"), &["auditor"]).await;
+    let (_, auditor) = app.member_with_token(&admin, street_id, &format!("{name}.auditor"), &["auditor"]).await;
     let rules = format!("/api/v1/communities/{community_id}/rules");
     for rule in [
         json!({"code": "volunteering", "name": "志愿服务", "category": "volunteering", "direction": "earn", "default_points": 10, "min_points": 1, "max_points": 1_000_000}),
@@ -42,7 +61,15 @@ pub async fn community(app: &TestApp, name: &str, residents: usize) -> Community
     for n in 0..residents {
         members.push(app.member_with_token(&admin, &community_id, &format!("{name}.resident{n}"), &["resident"]).await);
     }
-    Community { name: name.to_owned(), id: community_id, admin, staff, auditor, residents: members }
+    Community {
+        name: name.to_owned(),
+        id: community_id,
+        street_id: street_id.to_owned(),
+        admin,
+        staff,
+        auditor,
+        residents: members,
+    }
 }
 
 impl Community {

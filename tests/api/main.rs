@@ -15,6 +15,7 @@ mod members;
 mod migrations;
 mod openapi;
 mod redemptions;
+mod reports;
 mod rewards;
 mod rules;
 mod system;
