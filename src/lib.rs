@@ -13,6 +13,7 @@ pub mod error;
 pub mod idempotency;
 pub mod ledger;
 pub mod maintenance;
+pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod redemptions;

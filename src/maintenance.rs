@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::db::Database;
 use crate::idempotency::{self, model::IdempotencyRecord};
 use crate::ledger::service::run_expiry;
+use crate::metrics::Metrics;
 use crate::redemptions::service::cancel_uncollected;
 
 pub const INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
@@ -37,13 +38,20 @@ pub fn run_once(db: &Database, now: DateTime<Utc>) -> anyhow::Result<Option<Repo
 }
 
 /// Runs a round now and then every [`INTERVAL`], until the task is aborted.
-pub fn spawn(db: Database, clock: Arc<dyn Clock>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(db: Database, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(INTERVAL);
         loop {
             ticks.tick().await;
             let (db, now) = (db.clone(), clock.now());
-            match tokio::task::spawn_blocking(move || run_once(&db, now)).await {
+            let result = tokio::task::spawn_blocking(move || run_once(&db, now)).await;
+            let outcome = match &result {
+                Ok(Ok(Some(_))) => "ok",
+                Ok(Ok(None)) => "skipped",
+                Ok(Err(_)) | Err(_) => "failed",
+            };
+            metrics.count_background_run("maintenance", outcome);
+            match result {
                 Ok(Ok(Some(report)))
                     if report.expiry_transactions > 0
                         || report.uncollected_orders_cancelled > 0

@@ -18,6 +18,7 @@ use crate::codes::random_code;
 use crate::config::Settings;
 use crate::db::{Database, DbConnection, new_id};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::openapi::{self, RouteTable};
 use crate::security::{self, Limiters};
 use crate::telemetry;
@@ -40,6 +41,7 @@ pub struct AppState {
     pub openapi_yaml: String,
     pub trusted_proxies: Vec<IpNet>,
     pub limiters: Limiters,
+    pub metrics: Arc<Metrics>,
 }
 
 pub struct Application {
@@ -62,7 +64,8 @@ impl Application {
             Ok(db)
         })
         .await??;
-        let maintenance = crate::maintenance::spawn(db.clone(), clock.clone());
+        let metrics = Arc::new(Metrics::new()?);
+        let maintenance = crate::maintenance::spawn(db.clone(), clock.clone(), metrics.clone());
         let spec = openapi::spec();
         let state = web::Data::new(AppState {
             db,
@@ -71,6 +74,7 @@ impl Application {
             openapi_yaml: spec.to_yaml()?,
             trusted_proxies: settings.trusted_proxies.clone(),
             limiters: Limiters::new(settings.rate_limits),
+            metrics,
         });
         let forgetting = spawn_forgetting_quiet_clients(state.clone().into_inner());
         let cors_origins = settings.cors_origins.clone();

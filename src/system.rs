@@ -51,5 +51,5 @@ pub async fn openapi_yaml(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(openapi_yaml);
+    cfg.service(healthz).service(readyz).service(openapi_yaml).service(crate::metrics::metrics);
 }

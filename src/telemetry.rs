@@ -7,7 +7,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage};
+use actix_web::{Error, HttpMessage, web};
+
+use crate::startup::AppState;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
@@ -47,6 +49,8 @@ pub async fn request_context(
     let span = tracing::info_span!("request", request_id = %request_id);
     let method = req.method().clone();
     let path = req.path().to_owned();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let metrics = req.app_data::<web::Data<AppState>>().map(|state| state.metrics.clone());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let mut response = match next.call(req).instrument(span.clone()).await {
         Ok(response) => response,
@@ -60,7 +64,11 @@ pub async fn request_context(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(metrics) = metrics {
+        metrics.observe_request(&route, method.as_str(), status, elapsed);
+    }
+    let latency_ms = elapsed * 1000.0;
     span.in_scope(|| tracing::info!(%method, %path, status, latency_ms = format!("{latency_ms:.1}"), "request"));
     Ok(response)
 }

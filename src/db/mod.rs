@@ -160,6 +160,15 @@ impl Database {
         Ok(applied.len())
     }
 
+    /// (pool, connections open, connections idle), for the metrics.
+    pub fn pool_usage(&self) -> Vec<(&'static str, u32, u32)> {
+        let usage = |name, pool: &DbPool| {
+            let state = pool.state();
+            (name, state.connections, state.idle_connections)
+        };
+        vec![usage("readers", &self.readers), usage("writers", &self.writers)]
+    }
+
     /// A pooled connection for blocking code outside requests (start-up checks, CLI, tests).
     pub fn blocking_connection(&self) -> anyhow::Result<PooledDbConnection> {
         Ok(self.writers.get()?)

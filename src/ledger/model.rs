@@ -326,6 +326,14 @@ pub struct TransactionFilter {
 }
 
 impl LedgerTransaction {
+    /// How many transactions of each kind all communities hold.
+    pub fn count_by_kind(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+        ledger_transactions::table
+            .group_by(ledger_transactions::kind)
+            .select((ledger_transactions::kind, diesel::dsl::count_star()))
+            .load(conn)
+    }
+
     pub fn insert(&self, conn: &mut DbConnection, postings: &[Posting]) -> QueryResult<()> {
         diesel::insert_into(ledger_transactions::table).values(self).execute(conn)?;
         crate::insert_all!(conn, ledger_postings::table, postings).map(drop)
