@@ -1,5 +1,6 @@
 //! Liveness, readiness and the API description.
 
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY};
 use actix_web::{HttpResponse, get, web};
 use diesel::connection::SimpleConnection;
 use serde::Serialize;
@@ -50,6 +51,45 @@ pub async fn openapi_yaml(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("application/yaml").body(state.openapi_yaml.clone())
 }
 
+/// The reference page may run its own script and styles, and nothing from elsewhere.
+const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
+style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
+/// An interactive reference of this API (Scalar), with everything it needs served by
+/// this binary: it works offline and behind firewalls that block CDNs.
+#[utoipa::path(tag = "system", responses((status = 200, description = "The reference page", content_type = "text/html", body = String)))]
+#[get("/docs")]
+pub async fn docs() -> HttpResponse {
+    let configuration = serde_json::json!({"url": "/openapi.yaml", "withDefaultFonts": false});
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((CONTENT_SECURITY_POLICY, DOCS_CONTENT_SECURITY_POLICY))
+        .body(scalar_api_reference::scalar_html(&configuration, Some("/docs/scalar.js")))
+}
+
+/// The script of the reference page, built into the binary.
+#[utoipa::path(
+    tag = "system",
+    responses(
+        (status = 200, description = "JavaScript", content_type = "text/javascript", body = String),
+        (status = 500, description = "`internal_error`: the build lacks the script", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/docs/scalar.js")]
+pub async fn docs_script() -> ApiResult<HttpResponse> {
+    let script = scalar_api_reference::get_asset("scalar.js")
+        .ok_or_else(|| ApiError::internal("the API reference script is missing from the build"))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((CACHE_CONTROL, "public, max-age=86400"))
+        .body(script))
+}
+
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(openapi_yaml).service(crate::metrics::metrics);
+    cfg.service(healthz)
+        .service(readyz)
+        .service(openapi_yaml)
+        .service(docs)
+        .service(docs_script)
+        .service(crate::metrics::metrics);
 }

@@ -6,6 +6,7 @@ use crate::ledger_helpers::{award, community};
 
 both_backends!(
     health_and_readiness_answer,
+    the_interactive_reference_is_self_contained,
     request_ids_are_echoed_or_generated,
     metrics_describe_requests_pools_ledger_and_background_work
 );
@@ -18,6 +19,20 @@ async fn health_and_readiness_answer(app: &TestApp) {
     let spec = expect_status(app.request(Method::GET, "/openapi.yaml", None, None).await, StatusCode::OK).await;
     assert_eq!(spec.headers()["content-type"], "application/yaml");
     assert!(spec.text().await.unwrap().starts_with("openapi: 3.1"));
+}
+
+/// The reference page and its script come from the server itself, not from a CDN.
+async fn the_interactive_reference_is_self_contained(app: &TestApp) {
+    let page = expect_status(app.request(Method::GET, "/docs", None, None).await, StatusCode::OK).await;
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("script-src 'self'") && !policy.contains("http"), "{policy}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"src="/docs/scalar.js""#) && html.contains("/openapi.yaml"), "{html}");
+    assert!(!html.contains("https://"), "no outside address: {html}");
+    let script = expect_status(app.request(Method::GET, "/docs/scalar.js", None, None).await, StatusCode::OK).await;
+    assert!(script.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(script.bytes().await.unwrap().len() > 100_000);
 }
 
 async fn request_ids_are_echoed_or_generated(app: &TestApp) {
