@@ -71,6 +71,9 @@ pub struct ConfigArgs {
 pub enum Command {
     /// Run the HTTP server (the default)
     Serve,
+    /// Seed a demo district (平城区 → 新旺街道 → 福寓苑社区) with five weeks of history
+    /// if it is not there yet, print its logins, and serve. For trying jifen out only.
+    Demo,
     /// Apply pending database migrations and exit
     Migrate,
     /// Print the OpenAPI description of the API

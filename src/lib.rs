@@ -9,6 +9,7 @@ pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod idempotency;
 pub mod ledger;

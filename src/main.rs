@@ -8,7 +8,7 @@ use jifen::clock::SystemClock;
 use jifen::config::{AdminCommand, Cli, Command, LedgerCommand, Settings};
 use jifen::db::{Database, DatabaseUrl};
 use jifen::startup::{self, Application};
-use jifen::{ledger, maintenance, openapi, telemetry};
+use jifen::{demo, ledger, maintenance, openapi, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,6 +28,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let settings = Settings::resolve(&cli.config)?;
+            Application::build(settings, Arc::new(SystemClock)).await?.run_until_stopped().await?;
+        }
+        Command::Demo => {
+            let settings = Settings::resolve(&cli.config)?;
+            let (url, admin_password) = (settings.database_url.clone(), settings.admin_password.clone());
+            let db = tokio::task::spawn_blocking(move || -> anyhow::Result<Database> {
+                let db = Database::connect(url, 2)?;
+                startup::bootstrap(&db, &SystemClock, admin_password.as_deref())?;
+                Ok(db)
+            })
+            .await??;
+            if demo::seed(db, &settings.jwt_secret, SystemClock.now()).await? {
+                tracing::info!("seeded the demo district");
+            }
+            let logins = demo::LOGINS;
+            println!(
+                "jifen demo: 平城区 → 新旺街道 → 福寓苑社区 (煤气小区), password {} for every account:",
+                demo::DEMO_PASSWORD
+            );
+            println!("  district admin  {}", logins.admin);
+            println!("  community staff {}", logins.staff);
+            println!("  street auditor  {}", logins.auditor);
+            println!("  resident        {} (and fuyuyuan.r02 … fuyuyuan.r36)", logins.resident);
             Application::build(settings, Arc::new(SystemClock)).await?.run_until_stopped().await?;
         }
         Command::Migrate => {

@@ -4,7 +4,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use utoipa_actix_web::AppExt;
@@ -82,35 +83,11 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", settings.bind))?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
-            let (app, _) = openapi::register(
-                App::new()
-                    .app_data(state.clone())
-                    .app_data(routes.clone())
-                    .app_data(
-                        web::JsonConfig::default()
-                            .limit(MAX_BODY_BYTES)
-                            .error_handler(|err, _| ApiError::from_json_error(&err).into()),
-                    )
-                    .app_data(
-                        web::QueryConfig::default().error_handler(|err, _| ApiError::from_query_error(&err).into()),
-                    )
-                    .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::from_path_error(&err).into()))
-                    .into_utoipa_app(),
-            )
-            .split_for_parts();
-            app.default_service(web::to(openapi::unmatched))
-                .wrap(from_fn(audit::record))
-                .wrap(from_fn(openapi::only_documented))
-                .wrap(from_fn(security::guard))
-                .wrap(security::cors(&cors_origins))
-                .wrap(security::security_headers())
-                .wrap(from_fn(telemetry::request_context))
-        })
-        .client_request_timeout(CLIENT_HEADER_TIMEOUT)
-        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
-        .listen(listener)?
-        .run();
+        let server = HttpServer::new(move || app(state.clone(), routes.clone(), cors_origins.clone()))
+            .client_request_timeout(CLIENT_HEADER_TIMEOUT)
+            .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+            .listen(listener)?
+            .run();
         tracing::info!(address = %settings.bind, port, "jifen is listening");
         Ok(Application { port, server, background: vec![maintenance, forgetting] })
     }
@@ -144,6 +121,43 @@ fn spawn_forgetting_quiet_clients(state: Arc<AppState>) -> tokio::task::JoinHand
     })
 }
 
+/// The whole application: routes, their settings and the middleware around them.
+pub fn app(
+    state: web::Data<AppState>,
+    routes: web::Data<RouteTable>,
+    cors_origins: Vec<String>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, _) = openapi::register(
+        App::new()
+            .app_data(state)
+            .app_data(routes)
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(MAX_BODY_BYTES)
+                    .error_handler(|err, _| ApiError::from_json_error(&err).into()),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::from_query_error(&err).into()))
+            .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::from_path_error(&err).into()))
+            .into_utoipa_app(),
+    )
+    .split_for_parts();
+    app.default_service(web::to(openapi::unmatched))
+        .wrap(from_fn(audit::record))
+        .wrap(from_fn(openapi::only_documented))
+        .wrap(from_fn(security::guard))
+        .wrap(security::cors(&cors_origins))
+        .wrap(security::security_headers())
+        .wrap(from_fn(telemetry::request_context))
+}
+
 /// On an empty database: the platform unit and, if nobody administers it, the
 /// user `admin` with the given password or a random one printed once in the log.
 pub fn bootstrap(db: &Database, clock: &dyn Clock, admin_password: Option<&str>) -> anyhow::Result<()> {
@@ -164,7 +178,7 @@ pub fn bootstrap(db: &Database, clock: &dyn Clock, admin_password: Option<&str>)
             anyhow::bail!("nobody administers the platform and the username 'admin' is taken; use `jifen admin create --username NAME`");
         }
         let hash = password::hash(&password).map_err(|err| anyhow::anyhow!("{err}"))?;
-        create_admin(conn, &platform, "admin", hash, now)?;
+        create_admin(conn, &platform, "admin", "admin", hash, now)?;
         Ok(true)
     })?;
     if created {
@@ -204,17 +218,19 @@ fn ensure_platform(conn: &mut DbConnection, now: chrono::NaiveDateTime) -> anyho
     Ok(platform)
 }
 
-fn create_admin(
+/// A new user who administers `unit` (and everything below it).
+pub(crate) fn create_admin(
     conn: &mut DbConnection,
-    platform: &Unit,
+    unit: &Unit,
     username: &str,
+    display_name: &str,
     password_hash: String,
     now: chrono::NaiveDateTime,
 ) -> anyhow::Result<()> {
-    let user = User::new(username.to_owned(), username.to_owned(), None, password_hash, now);
+    let user = User::new(username.to_owned(), display_name.to_owned(), None, password_hash, now);
     user.insert(conn)?;
     let admin = Roles { admin: true, ..Roles::default() };
-    Membership::new(&platform.id, &user.id, admin, MembershipStatus::Active, now).insert(conn)?;
+    Membership::new(&unit.id, &user.id, admin, MembershipStatus::Active, now).insert(conn)?;
     Ok(())
 }
 
@@ -229,6 +245,6 @@ pub fn create_platform_admin(db: &Database, clock: &dyn Clock, username: &str, p
         if User::username_exists(conn, &username)? {
             anyhow::bail!("the username {username:?} is taken");
         }
-        create_admin(conn, &platform, &username, hash, now)
+        create_admin(conn, &platform, &username, &username, hash, now)
     })
 }

@@ -60,7 +60,12 @@ style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; c
 #[utoipa::path(tag = "system", responses((status = 200, description = "The reference page", content_type = "text/html", body = String)))]
 #[get("/docs")]
 pub async fn docs() -> HttpResponse {
-    let configuration = serde_json::json!({"url": "/openapi.yaml", "withDefaultFonts": false});
+    let configuration = serde_json::json!({
+        "url": "/openapi.yaml",
+        "withDefaultFonts": false,
+        "hideClientButton": true,
+        "showDeveloperTools": "never",
+    });
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((CONTENT_SECURITY_POLICY, DOCS_CONTENT_SECURITY_POLICY))

@@ -281,3 +281,48 @@ async fn sigterm_stops_cleanly_and_the_log_holds_no_secrets() {
         assert!(!log.iter().any(|line| line.contains(secret)), "{secret:?} in the log: {log:#?}");
     }
 }
+
+/// `jifen demo` seeds a district with history whose books balance, prints the logins, and serves;
+/// started again, it keeps what is there.
+#[tokio::test]
+async fn the_demo_seeds_a_district_with_balanced_books_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = || {
+        let mut command = jifen(dir.path());
+        command.arg("demo");
+        command
+    };
+    let server = start_command(demo());
+    let auditor = demo_login(server.port, "xinwang.auditor").await;
+    let units = get_json(server.port, "/units?kind=community", &auditor).await;
+    assert_eq!(units["items"][0]["name"], "福寓苑社区");
+    let community = units["items"][0]["id"].as_str().unwrap().to_owned();
+    let verified = get_json(server.port, &format!("/communities/{community}/ledger/verify"), &auditor).await;
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert!(verified["transactions_checked"].as_i64().unwrap() > 20, "{verified}");
+    let resident = demo_login(server.port, "fuyuyuan.r01").await;
+    let board = get_json(server.port, &format!("/communities/{community}/leaderboard"), &resident).await;
+    assert!(board["residents"].as_array().unwrap().len() >= 10, "{board}");
+    drop(server);
+
+    let again = start_command(demo());
+    let auditor = demo_login(again.port, "xinwang.auditor").await;
+    let units = get_json(again.port, "/units?kind=community", &auditor).await;
+    assert_eq!(units["items"].as_array().unwrap().len(), 1, "seeded once: {units}");
+}
+
+async fn demo_login(port: u16, username: &str) -> String {
+    let body = json!({"username": username, "password": "jifen-demo"});
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/v1/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    response.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn get_json(port: u16, path: &str, token: &str) -> serde_json::Value {
+    let url = format!("http://127.0.0.1:{port}/api/v1{path}");
+    reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
