@@ -66,25 +66,30 @@ fn rate_limited(wait: Duration, detail: &str) -> ApiError {
         .with_header(header::RETRY_AFTER, seconds.max(1).to_string())
 }
 
-/// The client's address: the peer's, unless the peer is a trusted proxy, in which
-/// case the right-most address in `X-Forwarded-For` that is not a trusted proxy.
+/// The client's address: the peer's, unless the peer is a trusted proxy. Then
+/// `X-Forwarded-For` is read from the right, through trusted proxies, to the first
+/// address that is not one; an entry that is not an address ends the walk at the
+/// last hop believed, so a client cannot hide behind a garbage entry of its own.
 pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
     let peer = req.peer_addr()?.ip();
     let trusted = req.app_data::<web::Data<AppState>>().map(|state| state.trusted_proxies.as_slice()).unwrap_or(&[]);
+    Some(forwarded_client(peer, req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()), trusted))
+}
+
+fn forwarded_client<'a>(peer: IpAddr, forwarded_for: impl Iterator<Item = &'a str>, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return Some(peer);
+    let hops: Vec<&str> = forwarded_for.flat_map(|value| value.split(',')).map(str::trim).collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        if !is_trusted(&client) {
+            break;
+        }
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => client = ip,
+            Err(_) => break,
+        }
     }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|hop| hop.trim().parse::<IpAddr>())
-        .collect::<Result<_, _>>()
-        // A malformed chain cannot be trusted any further than the proxy itself.
-        .unwrap_or_default();
-    Some(forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer))
+    client
 }
 
 /// Parses `JIFEN_TRUSTED_PROXIES`: addresses or networks, separated by commas.
@@ -165,6 +170,22 @@ pub fn security_headers() -> DefaultHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_the_first_untrusted_hop_from_the_right() {
+        let trusted = parse_trusted_proxies("10.0.0.0/8").unwrap();
+        let client = |peer: &str, header: &[&str]| {
+            forwarded_client(peer.parse().unwrap(), header.iter().copied(), &trusted).to_string()
+        };
+        assert_eq!(client("198.51.100.1", &["203.0.113.7"]), "198.51.100.1", "an untrusted peer is the client");
+        assert_eq!(client("10.0.0.1", &["192.0.2.1, 203.0.113.7"]), "203.0.113.7");
+        assert_eq!(client("10.0.0.1", &["192.0.2.1, 203.0.113.7, 10.0.0.2"]), "203.0.113.7");
+        assert_eq!(client("10.0.0.1", &["192.0.2.1", "203.0.113.7"]), "203.0.113.7", "several headers form one list");
+        assert_eq!(client("10.0.0.1", &["garbage, 203.0.113.7"]), "203.0.113.7", "garbage to the left is ignored");
+        assert_eq!(client("10.0.0.1", &["203.0.113.7, garbage"]), "10.0.0.1", "a garbled hop ends the walk");
+        assert_eq!(client("10.0.0.1", &[]), "10.0.0.1");
+        assert_eq!(client("10.0.0.1", &["10.0.0.3"]), "10.0.0.3", "only proxies: the farthest one");
+    }
 
     #[test]
     fn trusted_proxies_are_addresses_or_networks() {

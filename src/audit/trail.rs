@@ -241,7 +241,8 @@ pub async fn record(req: ServiceRequest, next: Next<BoxBody>) -> Result<ServiceR
     let outcome = outcome_of(status, replayed);
     let settled = {
         let known = request.known();
-        !request.is_recorded(&known) || known.appended == Some(outcome)
+        // A flood of requests over the rate limit must not turn into a flood of writes.
+        !request.is_recorded(&known) || known.appended == Some(outcome) || error == Some(ErrorCode::RateLimited)
     };
     if !settled {
         let recording = request.clone();

@@ -251,6 +251,13 @@ pub async fn update_me(state: &AppState, principal: Principal, request: UpdateMe
     .await
 }
 
+fn current_password_incorrect() -> ApiError {
+    ApiError::new(
+        ErrorCode::CurrentPasswordIncorrect,
+        "the current password is not correct, or the account is locked after too many attempts",
+    )
+}
+
 pub async fn change_password(
     state: &AppState,
     principal: Principal,
@@ -273,12 +280,16 @@ pub async fn change_password(
         Some(hash) => hash?,
         None => {
             if !current_ok {
-                state.db.write(move |conn| Ok(User::record_failed_login(conn, &user_id, now)?)).await?;
+                let trail = Trail::current();
+                state
+                    .db
+                    .write(move |conn| {
+                        User::record_failed_login(conn, &user_id, now)?;
+                        Ok(trail.append_error(conn, &current_password_incorrect())?)
+                    })
+                    .await?;
             }
-            return Err(ApiError::new(
-                ErrorCode::CurrentPasswordIncorrect,
-                "the current password is not correct, or the account is locked after too many attempts",
-            ));
+            return Err(current_password_incorrect());
         }
     };
     idempotency::write(&state.db, Scope::unkeyed(), now, move |conn| {

@@ -5,6 +5,7 @@ use actix_web::HttpResponse;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use uuid::Uuid;
 
+use crate::audit::Trail;
 use crate::auth::principal::Principal;
 use crate::calendar::{Period, period_start};
 use crate::codes::{is_code, normalize_code, unused_code};
@@ -160,6 +161,7 @@ pub async fn fulfil(
     let (checked_code, checked_id, checked_principal, checked_community) =
         (code.clone(), redemption_id.clone(), principal.clone(), community_id.clone());
     let lock_until = (now + PICKUP_LOCK).naive_utc();
+    let trail = Trail::current();
     let code_matches = state
         .db
         .write(move |conn| {
@@ -174,12 +176,13 @@ pub async fn fulfil(
             let matches = is_code(&checked_code) && checked_code == redemption.pickup_code;
             if !matches && redemption.status() == RedemptionStatus::Pending {
                 Redemption::record_pickup_failure(conn, &redemption.id, lock_until)?;
+                trail.append_error(conn, &wrong_pickup_code())?;
             }
             Ok(matches)
         })
         .await?;
     if !code_matches {
-        return Err(ApiError::new(ErrorCode::InvalidPickupCode, "this is not the order's pickup code"));
+        return Err(wrong_pickup_code());
     }
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "hand over rewards")?;
@@ -193,7 +196,7 @@ pub async fn fulfil(
             return Err(too_many_attempts());
         }
         if !is_code(&code) || code != redemption.pickup_code {
-            return Err(ApiError::new(ErrorCode::InvalidPickupCode, "this is not the order's pickup code"));
+            return Err(wrong_pickup_code());
         }
         let legs = vec![
             Leg::system(Account::system(conn, &community.id, AccountKind::Hold)?, -redemption.points),
@@ -225,6 +228,10 @@ pub async fn fulfil(
         reply(conn, &community, &redemption.id, &principal.user.id, false)
     })
     .await
+}
+
+fn wrong_pickup_code() -> ApiError {
+    ApiError::new(ErrorCode::InvalidPickupCode, "this is not the order's pickup code")
 }
 
 fn too_many_attempts() -> ApiError {

@@ -98,7 +98,8 @@ pub async fn leaderboard(
                 }
                 LeaderboardGroup::Building | LeaderboardGroup::Compound => {
                     let households = model::active_households(conn, &community.id)?;
-                    (Vec::new(), group_entries(scored, households, group, limit))
+                    let smallest_shown = if is_reader(roles) { 1 } else { SMALLEST_GROUP_SHOWN_TO_RESIDENTS };
+                    (Vec::new(), group_entries(scored, households, group, smallest_shown, limit))
                 }
             };
             Ok(LeaderboardResponse {
@@ -175,11 +176,17 @@ fn group_key(group: LeaderboardGroup, compound: Option<String>, building: Option
     }
 }
 
-/// Best first; equal points by name, the unnamed group last.
+/// Residents see only groups at least this large: a building with one or two active residents
+/// would tell them those neighbours' points, opted out or not.
+const SMALLEST_GROUP_SHOWN_TO_RESIDENTS: i64 = 3;
+
+/// Best first; equal points by name, the unnamed group last. Groups with fewer than
+/// `smallest_shown` active residents are left out before ranking.
 fn group_entries(
     scored: Vec<Scored>,
     households: Vec<(Option<String>, Option<String>)>,
     group: LeaderboardGroup,
+    smallest_shown: i64,
     limit: usize,
 ) -> Vec<GroupEntry> {
     let mut groups: BTreeMap<GroupKey, GroupTotals> = BTreeMap::new();
@@ -191,7 +198,8 @@ fn group_entries(
         totals.earned += earned;
         totals.deducted += deducted;
     }
-    let mut groups: Vec<(GroupKey, GroupTotals)> = groups.into_iter().collect();
+    let mut groups: Vec<(GroupKey, GroupTotals)> =
+        groups.into_iter().filter(|(_, totals)| totals.members >= smallest_shown).collect();
     let order = |((compound, building), totals): &(GroupKey, GroupTotals)| {
         (Reverse(totals.earned), compound.is_none(), compound.clone(), building.is_none(), building.clone())
     };

@@ -13,6 +13,7 @@ both_backends!(
     the_audit_log_cannot_be_altered,
     auditors_can_read_but_never_write,
     parallel_requests_each_get_their_own_record,
+    refused_attempts_are_recorded_once_and_floods_not_at_all,
 );
 
 /// The audit log as `token` sees it, with `query` (e.g. `action=award`).
@@ -358,4 +359,51 @@ async fn parallel_requests_each_get_their_own_record(app: &TestApp) {
     assert_eq!(succeeded, transactions["items"].as_array().unwrap().len());
     assert_eq!(succeeded, 21, "20 distinct keys and one shared key");
     assert_eq!(awards.iter().filter(|r| r["outcome"] == "replayed").count(), 9);
+}
+
+async fn refused_attempts_are_recorded_once_and_floods_not_at_all(app: &TestApp) {
+    let c = community(app, "拒绝", 1).await;
+    let (resident, resident_token) = c.residents[0].clone();
+    award(app, &c, &[(&resident, 50)]).await;
+    let reward = json_of(app.post(&c.path("/rewards"), &c.staff, json!({"name": "抽纸", "cost": 20})).await).await;
+    let order = json!({"reward_id": reward["id"], "quantity": 1});
+    let order = json_of(post_with_key(app, &c.path("/redemptions"), &resident_token, &new_key(), order).await).await;
+    let fulfil = c.path(&format!("/redemptions/{}/fulfilment", order["id"].as_str().unwrap()));
+    let wrong = post_with_key(app, &fulfil, &c.staff, &new_key(), json!({"pickup_code": "AAAAAAAA"})).await;
+    expect_problem(wrong, StatusCode::UNPROCESSABLE_ENTITY, "invalid_pickup_code").await;
+    let password = json!({"current_password": "not it", "new_password": "a new good password"});
+    let refused = app.request(Method::PUT, "/api/v1/me/password", Some(&c.staff), Some(password)).await;
+    expect_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "current_password_incorrect").await;
+
+    let staff_id = user_id(app, &c.staff).await;
+    let refusals: Vec<_> = records(app, &c.admin, &format!("actor={staff_id}"))
+        .await
+        .into_iter()
+        .filter(|r| r["outcome"] == "refused")
+        .map(|r| (r["action"].as_str().unwrap().to_owned(), r["code"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            ("change_password".to_owned(), "current_password_incorrect".to_owned()),
+            ("fulfil".to_owned(), "invalid_pickup_code".to_owned()),
+        ]
+    );
+
+    let limited = app.sibling(|settings| settings.rate_limits.writes_per_user = std::num::NonZeroU32::MIN).await;
+    let rule = json!({"name": "志愿"});
+    let rules = json_of(app.get(&c.path("/rules"), &c.staff).await).await;
+    let rule_path = c.path(&format!("/rules/{}", rules["items"][0]["id"].as_str().unwrap()));
+    expect_status(limited.patch(&rule_path, &c.staff, rule.clone()).await, StatusCode::OK).await;
+    for _ in 0..3 {
+        expect_problem(
+            limited.patch(&rule_path, &c.staff, rule.clone()).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+        )
+        .await;
+    }
+    let updates = records(app, &c.admin, "action=update_rule").await;
+    assert_eq!(updates.len(), 1, "only the change itself: {updates:?}");
+    limited.stop().await;
 }

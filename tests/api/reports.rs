@@ -197,7 +197,7 @@ async fn buildings_and_compounds_are_ranked_by_their_residents_points(app: &Test
     expect_status(deduct_response(app, &c, &r[3], 2).await, StatusCode::CREATED).await;
 
     let group = |rank: i64, compound: Value, building: Value, members: i64, earned: i64, deducted: i64| json!({"rank": rank, "compound": compound, "building": building, "members": members, "earned": earned, "deducted": deducted});
-    let by_building = board(app, &c, &c.residents[0].1, "?group=building").await;
+    let by_building = board(app, &c, &c.staff, "?group=building").await;
     assert_eq!(by_building["residents"], json!([]));
     assert_eq!(
         by_building["groups"],
@@ -217,6 +217,10 @@ async fn buildings_and_compounds_are_ranked_by_their_residents_points(app: &Test
         ])
     );
     assert_eq!(board(app, &c, &c.staff, "?group=building&limit=1").await["groups"].as_array().unwrap().len(), 1);
+    // Residents see only groups of three or more: smaller ones would give away their neighbours' points.
+    let for_resident = board(app, &c, &c.residents[0].1, "?group=compound").await;
+    assert_eq!(for_resident["groups"], json!([group(1, json!("煤气小区"), Value::Null, 3, 60, 0)]));
+    assert_eq!(board(app, &c, &c.residents[0].1, "?group=building").await["groups"], json!([]));
 }
 
 fn figures(
