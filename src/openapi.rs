@@ -26,7 +26,7 @@ Errors are `application/problem+json` (RFC 9457) with a stable machine-readable 
 Lists are paginated with `limit` (1 to 200, default 50) and the opaque `cursor` from the previous page's `next_cursor`. \
 Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_token>` from `/api/v1/auth/login`."
     ),
-    modifiers(&BearerSecurity, &CommonProblems),
+    modifiers(&BearerSecurity),
     components(schemas(crate::error::Problem, crate::error::ErrorCode)),
     tags(
         (name = "auth", description = "Sign-in, token refresh, registration"),
@@ -137,7 +137,9 @@ where
 }
 
 pub fn spec() -> utoipa::openapi::OpenApi {
-    let (_, spec) = register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
+    let (_, mut spec) = register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
+    // After the routes are in: the shared answers go on every operation.
+    CommonProblems.modify(&mut spec);
     spec
 }
 

@@ -36,7 +36,15 @@ fn every_operation_is_documented_with_errors() {
             if protected {
                 assert!(responses.contains_key("401"), "{name} documents 401");
             }
+            for status in ["413", "415"].into_iter().filter(|_| operation.get("requestBody").is_some()) {
+                assert!(responses.contains_key(status), "{name} documents {status}");
+            }
+            assert!(responses.contains_key("500") && responses.contains_key("503"), "{name} documents 500 and 503");
             for (status, response) in responses {
+                let response = match response["$ref"].as_str() {
+                    Some(reference) => &spec["components"]["responses"][reference.rsplit('/').next().unwrap()],
+                    None => response,
+                };
                 if status.starts_with('4') || status.starts_with('5') {
                     assert!(
                         response["content"]["application/problem+json"].is_object(),
