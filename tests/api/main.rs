@@ -9,6 +9,7 @@ mod claims;
 mod cli;
 mod errors;
 mod hardening;
+mod leaks;
 mod ledger;
 mod ledger_helpers;
 mod members;
