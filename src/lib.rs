@@ -9,6 +9,7 @@ pub mod codes;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod exports;
 pub mod idempotency;
 pub mod ledger;
 pub mod maintenance;

@@ -40,6 +40,9 @@ Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_toke
         (name = "redemptions", description = "Orders in the points shop: hold, hand over, cancel"),
         (name = "claims", description = "Residents' claims for good deeds, reviewed by staff"),
         (name = "ledger", description = "Points: awards, deductions, reversals, balances, the hash chain"),
+        (name = "exports", description = "CSV files for auditors and staff: ledgers, orders, participation. \
+They are streamed: should the server fail once a file has begun, it closes the connection before the end of the body, \
+so a download that did not end properly is incomplete and must not be used."),
         (name = "system", description = "Health and this description"),
     )
 )]
@@ -129,7 +132,8 @@ where
             .configure(crate::claims::routes)
             .configure(crate::activities::routes)
             .configure(crate::rewards::routes)
-            .configure(crate::redemptions::routes),
+            .configure(crate::redemptions::routes)
+            .configure(crate::exports::routes),
     )
 }
 

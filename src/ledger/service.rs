@@ -209,7 +209,7 @@ pub fn is_staff(roles: Roles) -> bool {
     roles.admin || roles.staff
 }
 
-fn is_reader(roles: Roles) -> bool {
+pub fn is_reader(roles: Roles) -> bool {
     roles.admin || roles.staff || roles.auditor
 }
 

@@ -28,9 +28,28 @@ impl Community {
 pub async fn community(app: &TestApp, name: &str, residents: usize) -> Community {
     let admin = app.admin().await;
     let tree = app.community_tree(&admin, name).await;
-    let community_id = id(&tree.community).to_owned();
+    populate(app, admin, &tree.street, &tree.community, name, residents).await
+}
+
+/// The same as [`community`], in an existing street (with an auditor of its own on the street).
+pub async fn community_in(app: &TestApp, street_id: &str, name: &str, residents: usize) -> Community {
+    let admin = app.admin().await;
+    let street = json!({"id": street_id});
+    let community = app.create_unit(&admin, "community", &format!("{name}社区"), Some(street_id)).await;
+    populate(app, admin, &street, &community, name, residents).await
+}
+
+async fn populate(
+    app: &TestApp,
+    admin: String,
+    street: &Value,
+    community: &Value,
+    name: &str,
+    residents: usize,
+) -> Community {
+    let community_id = id(community).to_owned();
     let (_, staff) = app.member_with_token(&admin, &community_id, &format!("{name}.staff"), &["staff"]).await;
-    let (_, auditor) = app.member_with_token(&admin, id(&tree.street), &format!("{name}.auditor"), &["auditor"]).await;
+    let (_, auditor) = app.member_with_token(&admin, id(street), &format!("{name}.auditor"), &["auditor"]).await;
     let rules = format!("/api/v1/communities/{community_id}/rules");
     for rule in [
         json!({"code": "volunteering", "name": "志愿服务", "category": "volunteering", "direction": "earn", "default_points": 10, "min_points": 1, "max_points": 1_000_000}),

@@ -7,6 +7,7 @@ mod auth;
 mod claims;
 mod cli;
 mod errors;
+mod exports;
 mod ledger;
 mod ledger_helpers;
 mod members;
