@@ -8,6 +8,10 @@
 //! it. Once the headers are out, a failure can only abort the body: the client then sees a
 //! connection closed before the end of the chunked body, never a short file that looks
 //! complete, and the cause is logged under the request id.
+//!
+//! On PostgreSQL a stopped export still reads (and drops) the rest of its query's rows before
+//! the connection closes: diesel drains a single-row-mode result. That costs the database at
+//! most the rest of the query, never memory here, and [`EXPORT_TIMEOUT`] bounds it.
 
 use std::borrow::Cow;
 use std::io;
