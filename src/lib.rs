@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod exports;
 pub mod idempotency;
 pub mod ledger;
 pub mod maintenance;

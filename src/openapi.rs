@@ -39,6 +39,9 @@ Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_toke
         (name = "redemptions", description = "Orders in the points shop: hold, hand over, cancel"),
         (name = "claims", description = "Residents' claims for good deeds, reviewed by staff"),
         (name = "ledger", description = "Points: awards, deductions, reversals, balances, the hash chain"),
+        (name = "exports", description = "CSV files for auditors and staff: ledgers, orders, participation. \
+They are streamed: should the server fail once a file has begun, it closes the connection before the end of the body, \
+so a download that did not end properly is incomplete and must not be used."),
         (name = "reports", description = "Leaderboards (评比) and dashboard statistics"),
         (name = "audit", description = "The audit log, for auditors and admins"),
         (name = "system", description = "Health and this description"),
@@ -131,6 +134,7 @@ where
             .configure(crate::activities::routes)
             .configure(crate::rewards::routes)
             .configure(crate::redemptions::routes)
+            .configure(crate::exports::routes)
             .configure(crate::reports::routes)
             .configure(crate::audit::routes),
     )

@@ -9,8 +9,10 @@ pub mod schema;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, DefaultLoadingMode, SimpleConnection, TransactionManager};
+use diesel::pg::PgRowByRowLoadingMode;
 use diesel::prelude::*;
+use diesel::query_dsl::methods::LoadQuery;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -124,6 +126,7 @@ pub type PooledDbConnection = PooledConnection<ConnectionManager>;
 pub struct Database {
     readers: DbPool,
     writers: DbPool,
+    manager: ConnectionManager,
 }
 
 impl Database {
@@ -146,7 +149,7 @@ impl Database {
         };
         let readers = build(pool_size).map_err(|err| connect_error(&url, err))?;
         let writers = if url.is_sqlite() { build(1).map_err(|err| connect_error(&url, err))? } else { readers.clone() };
-        let db = Database { readers, writers };
+        let db = Database { readers, writers, manager };
         db.migrate()?;
         Ok(db)
     }
@@ -172,6 +175,24 @@ impl Database {
     /// A pooled connection for blocking code outside requests (start-up checks, CLI, tests).
     pub fn blocking_connection(&self) -> anyhow::Result<PooledDbConnection> {
         Ok(self.writers.get()?)
+    }
+
+    /// A new connection outside the pools, for one long read such as an export, so that it
+    /// never holds a pooled connection other requests wait for. It refuses writes, and
+    /// PostgreSQL cancels any of its statements still running after `statement_timeout`
+    /// (SQLite has no such setting: the caller keeps its own deadline). Blocking.
+    pub fn dedicated_reader(&self, statement_timeout: Duration) -> Result<DbConnection, ConnectError> {
+        let mut conn = self.manager.connect()?;
+        match &mut conn {
+            DbConnection::Postgresql(pg) => {
+                let timeout_ms = statement_timeout.as_millis();
+                pg.batch_execute(&format!(
+                    "SET statement_timeout = {timeout_ms}; SET default_transaction_read_only = on"
+                ))?
+            }
+            DbConnection::Sqlite(sqlite) => sqlite.batch_execute("PRAGMA query_only = ON")?,
+        }
+        Ok(conn)
     }
 
     /// Runs `f` on a reader connection, off the async workers.
@@ -307,6 +328,32 @@ where
         DbConnection::Sqlite(sqlite) => AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?,
         DbConnection::Postgresql(_) => return conn.transaction(f),
     }
+    finish_transaction(conn, f)
+}
+
+/// Runs `f` in a read-only transaction that sees one snapshot of the database throughout,
+/// whatever is committed meanwhile: PostgreSQL's REPEATABLE READ; on SQLite (WAL) a read
+/// transaction, whose snapshot is taken by its first read.
+pub fn read_snapshot<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(sqlite) => AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN DEFERRED")?,
+        DbConnection::Postgresql(pg) => {
+            AnsiTransactionManager::begin_transaction_sql(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?
+        }
+    }
+    finish_transaction(conn, f)
+}
+
+/// Runs `f` in the transaction just begun, and commits, or rolls back if it failed.
+fn finish_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
     match f(conn) {
         Ok(value) => {
             <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
@@ -321,6 +368,36 @@ where
             Err(err)
         }
     }
+}
+
+/// Hands the rows of `query` to `each` as the database returns them, never holding the
+/// whole result: PostgreSQL in single-row mode, SQLite stepping its statement lazily.
+/// Stops at the first error of the query or of `each`.
+pub fn for_each_row<'query, Q, U, E>(
+    conn: &mut DbConnection,
+    query: Q,
+    mut each: impl FnMut(U) -> Result<(), E>,
+) -> Result<(), E>
+where
+    Q: LoadQuery<'query, diesel::PgConnection, U, PgRowByRowLoadingMode>
+        + LoadQuery<'query, diesel::SqliteConnection, U, DefaultLoadingMode>
+        + 'query,
+    U: 'query,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            for row in query.load_iter::<U, PgRowByRowLoadingMode>(pg)? {
+                each(row?)?;
+            }
+        }
+        DbConnection::Sqlite(sqlite) => {
+            for row in query.load_iter::<U, DefaultLoadingMode>(sqlite)? {
+                each(row?)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Inserts many rows in one statement. The MultiConnection backend has no batch

@@ -14,6 +14,7 @@ both_backends!(
     auditors_can_read_but_never_write,
     parallel_requests_each_get_their_own_record,
     refused_attempts_are_recorded_once_and_floods_not_at_all,
+    every_export_is_recorded_whoever_asks,
 );
 
 /// The audit log as `token` sees it, with `query` (e.g. `action=award`).
@@ -406,4 +407,44 @@ async fn refused_attempts_are_recorded_once_and_floods_not_at_all(app: &TestApp)
     let updates = records(app, &c.admin, "action=update_rule").await;
     assert_eq!(updates.len(), 1, "only the change itself: {updates:?}");
     limited.stop().await;
+}
+
+async fn every_export_is_recorded_whoever_asks(app: &TestApp) {
+    let c = community(app, "导出", 1).await;
+    let auditor_id = user_id(app, &c.auditor).await;
+    let street = json_of(app.get(&format!("/api/v1/units/{}", c.id), &c.auditor).await).await["parent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (path, token) in [
+        (c.path("/exports/ledger.csv"), &c.auditor),
+        (c.path("/exports/redemptions.csv?bom=false"), &c.staff),
+        (format!("/api/v1/units/{street}/exports/ledger.csv"), &c.auditor),
+    ] {
+        let response = expect_status(app.get(&path, token).await, StatusCode::OK).await;
+        response.bytes().await.unwrap();
+    }
+    expect_problem(
+        app.get(&c.path("/exports/ledger.csv"), &c.residents[0].1).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let exports: Vec<_> = records(app, &c.admin, "limit=200")
+        .await
+        .into_iter()
+        .filter(|r| r["action"].as_str().unwrap().starts_with("export_"))
+        .map(|r| (r["action"].as_str().unwrap().to_owned(), r["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        exports,
+        [
+            ("export_community_ledger".to_owned(), "refused".to_owned()),
+            ("export_unit_ledger".to_owned(), "succeeded".to_owned()),
+            ("export_redemptions".to_owned(), "succeeded".to_owned()),
+            ("export_community_ledger".to_owned(), "succeeded".to_owned()),
+        ]
+    );
+    let by_auditor = records(app, &c.admin, &format!("actor={auditor_id}&action=export_unit_ledger")).await;
+    assert_eq!(by_auditor[0]["unit_id"], street);
 }

@@ -8,6 +8,7 @@ mod auth;
 mod claims;
 mod cli;
 mod errors;
+mod exports;
 mod hardening;
 mod leaks;
 mod ledger;
