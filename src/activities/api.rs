@@ -163,6 +163,7 @@ pub struct ActivityListQuery {
     /// Staff only; residents see published and completed activities.
     pub status: Option<ActivityStatus>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -225,6 +226,7 @@ pub struct ParticipantResponse {
 #[into_params(parameter_in = Query)]
 pub struct ParticipantListQuery {
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -22,6 +22,7 @@ pub struct AuditLogQuery {
     /// Until this instant (exclusive).
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -120,6 +120,7 @@ pub struct ClaimListQuery {
     /// Staff: one resident's claims (residents always see their own only).
     pub user_id: Option<Uuid>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -7,6 +7,7 @@
 pub mod schema;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, DefaultLoadingMode, SimpleConnection, TransactionManager};
@@ -127,7 +128,13 @@ pub struct Database {
     readers: DbPool,
     writers: DbPool,
     manager: ConnectionManager,
+    /// Permits for dedicated readers: each holds a connection outside the pools and a
+    /// blocking thread for minutes, so only a few may run at once.
+    long_reads: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many dedicated readers (exports) one server runs at once.
+pub const MAX_LONG_READS: usize = 4;
 
 impl Database {
     /// Connects, creating the SQLite file and its folder if needed, and applies
@@ -149,7 +156,8 @@ impl Database {
         };
         let readers = build(pool_size).map_err(|err| connect_error(&url, err))?;
         let writers = if url.is_sqlite() { build(1).map_err(|err| connect_error(&url, err))? } else { readers.clone() };
-        let db = Database { readers, writers, manager };
+        let db =
+            Database { readers, writers, manager, long_reads: Arc::new(tokio::sync::Semaphore::new(MAX_LONG_READS)) };
         db.migrate()?;
         Ok(db)
     }
@@ -181,6 +189,11 @@ impl Database {
     /// never holds a pooled connection other requests wait for. It refuses writes, and
     /// PostgreSQL cancels any of its statements still running after `statement_timeout`
     /// (SQLite has no such setting: the caller keeps its own deadline). Blocking.
+    /// A permit to open a dedicated reader, if fewer than [`MAX_LONG_READS`] are open.
+    pub fn reserve_long_read(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.long_reads.clone().try_acquire_owned().ok()
+    }
+
     pub fn dedicated_reader(&self, statement_timeout: Duration) -> Result<DbConnection, ConnectError> {
         let mut conn = self.manager.connect()?;
         match &mut conn {

@@ -20,13 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpResponse;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, HeaderName};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, HeaderName, RETRY_AFTER};
 use actix_web::web::Bytes;
 use futures_util::stream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Database, DbConnection, read_snapshot};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// How long one export may take, from opening its connection to its last byte: also
 /// PostgreSQL's `statement_timeout` on the export's connection.
@@ -204,7 +204,14 @@ where
         span: tracing::Span::current(),
     };
     let columns = file.columns;
-    actix_web::rt::task::spawn_blocking(move || producer.run(ready_tx, columns, prepare, rows));
+    let permit = db.reserve_long_read().ok_or_else(|| {
+        ApiError::new(ErrorCode::ServiceUnavailable, "too many exports are running; retry in a minute")
+            .with_header(RETRY_AFTER, "60")
+    })?;
+    actix_web::rt::task::spawn_blocking(move || {
+        let _running = permit;
+        producer.run(ready_tx, columns, prepare, rows)
+    });
 
     let headers = ready_rx.await.map_err(|_| ApiError::internal("the export stopped before its response"))??;
     let body = stream::unfold(Some((received, finished)), |state| async move {

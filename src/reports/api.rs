@@ -47,6 +47,7 @@ pub struct LeaderboardQuery {
     /// Default: resident.
     pub group: Option<LeaderboardGroup>,
     /// Entries to return, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 

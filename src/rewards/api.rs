@@ -126,6 +126,7 @@ pub struct UpdateRewardRequest {
 #[into_params(parameter_in = Query)]
 pub struct RewardListQuery {
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -133,6 +133,7 @@ pub struct RuleListQuery {
     pub category: Option<RuleCategory>,
     pub direction: Option<RuleDirection>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

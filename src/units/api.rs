@@ -129,6 +129,7 @@ pub struct UnitListQuery {
     /// Only the children of this unit.
     pub parent_id: Option<Uuid>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -241,6 +242,7 @@ pub struct MemberListQuery {
     /// Search in display name and username (case-insensitive substring).
     pub q: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
