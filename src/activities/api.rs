@@ -115,10 +115,12 @@ pub struct CreateActivityRequest {
     /// An active `earn` rule of the community.
     pub rule_code: String,
     /// Within the rule's range; default: the rule's default points.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub points: Option<i64>,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     /// Default: no limit.
+    #[schema(minimum = 1, maximum = 100000)]
     pub capacity: Option<i32>,
     /// Default: `starts_at`.
     pub signup_deadline: Option<DateTime<Utc>>,
@@ -133,12 +135,14 @@ pub struct UpdateActivityRequest {
     pub title: Option<String>,
     pub description: Option<String>,
     pub location: Option<String>,
+    #[schema(minimum = 1, maximum = 1000000)]
     pub points: Option<i64>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
     /// null removes the limit; it cannot go below the number already signed up.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i32>)]
+    #[schema(minimum = 1, maximum = 100000)]
     pub capacity: Option<Option<i32>>,
     pub signup_deadline: Option<DateTime<Utc>>,
     /// `published` (from draft) or `cancelled`; completion has its own endpoint.

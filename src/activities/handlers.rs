@@ -40,7 +40,7 @@ pub async fn list_activities(
 #[utoipa::path(
     tag = "activities",
     security(("bearer" = [])),
-    params(("community_id" = Uuid, Path, description = "The community"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer")),
+    params(("community_id" = Uuid, Path, description = "The community"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     request_body = CreateActivityRequest,
     responses(
         (status = 201, description = "Created", body = ActivityResponse, headers(("Location" = String, description = "URL of the activity"))),
@@ -117,7 +117,7 @@ pub async fn update_activity(
 #[utoipa::path(
     tag = "activities",
     security(("bearer" = [])),
-    params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer")),
+    params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     responses(
         (status = 201, description = "Signed up; `my_registration` shows it", body = ActivityResponse, headers(("Location" = String, description = "URL of the sign-up"))),
         (status = 400, description = "`invalid_idempotency_key`", body = Problem, content_type = "application/problem+json"),
@@ -191,7 +191,7 @@ pub async fn check_in_code(
 #[utoipa::path(
     tag = "activities",
     security(("bearer" = [])),
-    params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer")),
+    params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     request_body = CheckInRequest,
     responses(
         (status = 201, description = "Checked in", body = ParticipantResponse, headers(("Location" = String, description = "URL of the participant list"))),
@@ -225,7 +225,7 @@ pub async fn check_in(
 #[utoipa::path(
     tag = "activities",
     security(("bearer" = [])),
-    params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity"), ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying")),
+    params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity"), ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     request_body = CompletionRequest,
     responses(
         (status = 200, description = "Completed; `award_transaction_id` names the award", body = ActivityResponse),

@@ -36,6 +36,7 @@ pub struct CreateClaimRequest {
 #[schema(example = json!({"points": 15}))]
 pub struct ApprovalRequest {
     /// Within the rule's range; default: the rule's default points.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub points: Option<i64>,
 }
 

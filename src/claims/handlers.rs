@@ -17,7 +17,7 @@ use crate::startup::AppState;
     security(("bearer" = [])),
     params(
         ("community_id" = Uuid, Path, description = "The community"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$"),
     ),
     request_body = CreateClaimRequest,
     responses(
@@ -97,7 +97,7 @@ pub async fn get_claim(
     params(
         ("community_id" = Uuid, Path, description = "The community"),
         ("claim_id" = Uuid, Path, description = "The claim"),
-        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying"),
+        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying", min_length = 1, max_length = 255, pattern = r"^[!-~]+$"),
     ),
     request_body = ApprovalRequest,
     responses(
@@ -131,7 +131,7 @@ pub async fn approve_claim(
     params(
         ("community_id" = Uuid, Path, description = "The community"),
         ("claim_id" = Uuid, Path, description = "The claim"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$"),
     ),
     request_body = RejectionRequest,
     responses(

@@ -19,6 +19,7 @@ pub const MAX_RULE_CODE_CHARS: usize = 64;
 pub struct AwardLine {
     pub user_id: Uuid,
     /// Within the rule's range; default: the rule's default points.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub points: Option<i64>,
 }
 
@@ -52,6 +53,7 @@ pub struct AwardRequest {
 pub struct DeductionRequest {
     pub user_id: Uuid,
     /// Within the rule's range; default: the rule's default points.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub points: Option<i64>,
     /// An active `deduct` rule of the community.
     pub rule_code: String,

@@ -23,7 +23,7 @@ use crate::startup::AppState;
     security(("bearer" = [])),
     params(
         ("community_id" = Uuid, Path, description = "The community"),
-        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying"),
+        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying", min_length = 1, max_length = 255, pattern = r"^[!-~]+$"),
     ),
     request_body = AwardRequest,
     responses(
@@ -55,7 +55,7 @@ pub async fn award(
     security(("bearer" = [])),
     params(
         ("community_id" = Uuid, Path, description = "The community"),
-        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying"),
+        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying", min_length = 1, max_length = 255, pattern = r"^[!-~]+$"),
     ),
     request_body = DeductionRequest,
     responses(
@@ -92,7 +92,7 @@ pub async fn deduct(
     params(
         ("community_id" = Uuid, Path, description = "The community"),
         ("transaction_id" = Uuid, Path, description = "The transaction to reverse"),
-        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying"),
+        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying", min_length = 1, max_length = 255, pattern = r"^[!-~]+$"),
     ),
     request_body = ReversalRequest,
     responses(

@@ -13,6 +13,7 @@ use crate::redemptions::model::{Redemption, RedemptionStatus};
 pub struct OrderRequest {
     pub reward_id: Uuid,
     /// 1 to 100 (default 1).
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: Option<i32>,
     /// Staff only: order for this resident (who has no phone); recorded as ordered by the staff member.
     pub user_id: Option<Uuid>,

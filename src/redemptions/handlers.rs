@@ -17,7 +17,7 @@ use crate::startup::AppState;
 #[utoipa::path(
     tag = "redemptions",
     security(("bearer" = [])),
-    params(("community_id" = Uuid, Path, description = "The community"), ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying")),
+    params(("community_id" = Uuid, Path, description = "The community"), ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     request_body = OrderRequest,
     responses(
         (status = 201, description = "Ordered; pending, with its pickup code", body = RedemptionResponse, headers(("Location" = String, description = "URL of the order"))),
@@ -90,7 +90,7 @@ pub async fn get_redemption(
 #[utoipa::path(
     tag = "redemptions",
     security(("bearer" = [])),
-    params(("community_id" = Uuid, Path, description = "The community"), ("redemption_id" = Uuid, Path, description = "The order"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer")),
+    params(("community_id" = Uuid, Path, description = "The community"), ("redemption_id" = Uuid, Path, description = "The order"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     request_body = FulfilmentRequest,
     responses(
         (status = 200, description = "Fulfilled", body = RedemptionResponse),
@@ -122,7 +122,7 @@ pub async fn fulfil(
 #[utoipa::path(
     tag = "redemptions",
     security(("bearer" = [])),
-    params(("community_id" = Uuid, Path, description = "The community"), ("redemption_id" = Uuid, Path, description = "The order"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer")),
+    params(("community_id" = Uuid, Path, description = "The community"), ("redemption_id" = Uuid, Path, description = "The order"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     responses(
         (status = 200, description = "Cancelled", body = RedemptionResponse),
         (status = 400, description = "`invalid_idempotency_key`", body = Problem, content_type = "application/problem+json"),

@@ -12,6 +12,7 @@ use crate::validation::nullable;
 #[serde(deny_unknown_fields)]
 pub struct PerResidentLimit {
     /// 1 or more.
+    #[schema(minimum = 1, maximum = 1000)]
     pub count: i32,
     pub period: LimitPeriod,
 }
@@ -85,8 +86,10 @@ pub struct CreateRewardRequest {
     /// An https URL of a picture.
     pub image_url: Option<String>,
     /// 1 to 1,000,000 points per item.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub cost: i64,
     /// Items in stock; omit for unlimited (e.g. a service).
+    #[schema(minimum = 0, maximum = 1000000)]
     pub stock: Option<i32>,
     pub limit_per_resident: Option<PerResidentLimit>,
     pub available_from: Option<DateTime<Utc>>,
@@ -104,10 +107,12 @@ pub struct UpdateRewardRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub image_url: Option<Option<String>>,
+    #[schema(minimum = 1, maximum = 1000000)]
     pub cost: Option<i64>,
     /// Sets the items left; null: unlimited.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i32>)]
+    #[schema(minimum = 0, maximum = 1000000)]
     pub stock: Option<Option<i32>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<PerResidentLimit>)]

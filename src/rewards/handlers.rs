@@ -37,7 +37,7 @@ pub async fn list_rewards(
 #[utoipa::path(
     tag = "rewards",
     security(("bearer" = [])),
-    params(("community_id" = Uuid, Path, description = "The community"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer")),
+    params(("community_id" = Uuid, Path, description = "The community"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     request_body = CreateRewardRequest,
     responses(
         (status = 201, description = "Added", body = RewardResponse, headers(("Location" = String, description = "URL of the reward"))),

@@ -90,13 +90,19 @@ pub struct CreateRuleRequest {
     pub category: RuleCategory,
     pub direction: RuleDirection,
     /// 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub default_points: i64,
     /// Default: `default_points`.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub min_points: Option<i64>,
     /// Default: `default_points`.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub max_points: Option<i64>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub daily_cap: Option<i32>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub weekly_cap: Option<i32>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub monthly_cap: Option<i32>,
     /// Default: true.
     pub active: Option<bool>,
@@ -108,18 +114,24 @@ pub struct CreateRuleRequest {
 pub struct UpdateRuleRequest {
     pub name: Option<String>,
     pub category: Option<RuleCategory>,
+    #[schema(minimum = 1, maximum = 1000000)]
     pub default_points: Option<i64>,
+    #[schema(minimum = 1, maximum = 1000000)]
     pub min_points: Option<i64>,
+    #[schema(minimum = 1, maximum = 1000000)]
     pub max_points: Option<i64>,
     /// null removes the cap.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i32>)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub daily_cap: Option<Option<i32>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i32>)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub weekly_cap: Option<Option<i32>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i32>)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub monthly_cap: Option<Option<i32>>,
     /// Inactive rules cannot be cited by new awards, deductions, activities or claims.
     pub active: Option<bool>,

@@ -39,7 +39,7 @@ pub async fn list_rules(
     security(("bearer" = [])),
     params(
         ("community_id" = Uuid, Path, description = "The community"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$"),
     ),
     request_body = CreateRuleRequest,
     responses(

@@ -97,8 +97,10 @@ pub struct CreateUnitRequest {
     /// Communities only; default `{"policy": "never"}`.
     pub expiry_policy: Option<ExpiryPolicy>,
     /// Communities only: undecided claims per resident, 1 to 100 (default 5).
+    #[schema(minimum = 1, maximum = 100)]
     pub max_open_claims: Option<i32>,
     /// Communities only: days to collect an order, 1 to 365 (default 14).
+    #[schema(minimum = 1, maximum = 365)]
     pub pickup_window_days: Option<i32>,
 }
 
@@ -115,8 +117,10 @@ pub struct UpdateUnitRequest {
     /// Communities only: applies to points earned from now on; earlier lots keep their dates.
     pub expiry_policy: Option<ExpiryPolicy>,
     /// Communities only: undecided claims per resident, 1 to 100.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_open_claims: Option<i32>,
     /// Communities only: days to collect an order, 1 to 365.
+    #[schema(minimum = 1, maximum = 365)]
     pub pickup_window_days: Option<i32>,
 }
 
@@ -214,6 +218,7 @@ pub struct AddMemberRequest {
     /// A user to create; give either this or `user_id`.
     pub new_user: Option<NewUser>,
     /// At least one. Staff may grant `resident` only; admins any role. `resident` only on a community.
+    #[schema(min_items = 1)]
     pub roles: Vec<Role>,
     /// Residents only.
     pub household: Option<Household>,
@@ -224,6 +229,7 @@ pub struct AddMemberRequest {
 #[schema(example = json!({"status": "active"}))]
 pub struct UpdateMemberRequest {
     /// Replaces the roles held on this unit (admins only).
+    #[schema(min_items = 1)]
     pub roles: Option<Vec<Role>>,
     pub status: Option<MembershipStatus>,
     /// Replaces the household; null clears it.
