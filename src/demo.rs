@@ -124,22 +124,7 @@ fn create_district(db: &Database, now: DateTime<Utc>) -> anyhow::Result<Option<S
         if Unit::name_taken(conn, &platform.id, DISTRICT, None)? {
             return Ok(None);
         }
-        let id = new_id();
-        let district = Unit {
-            path: platform.child_path(&id),
-            id,
-            kind: UnitKind::District.as_str().to_owned(),
-            parent_id: Some(platform.id.clone()),
-            name: DISTRICT.to_owned(),
-            timezone: None,
-            join_code: None,
-            created_at: now,
-            updated_at: now,
-            expiry_policy: None,
-            expiry_days: None,
-            max_open_claims: None,
-            pickup_window_days: None,
-        };
+        let district = Unit::new(UnitKind::District, DISTRICT.to_owned(), Some(&platform), now);
         district.insert(conn)?;
         create_admin(conn, &district, LOGINS.admin, "平城区管理员", hash, now)?;
         Ok(Some(district.id))

@@ -17,7 +17,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::codes::random_code;
 use crate::config::Settings;
-use crate::db::{Database, DbConnection, new_id};
+use crate::db::{Database, DbConnection};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::openapi::{self, RouteTable};
@@ -198,22 +198,7 @@ fn ensure_platform(conn: &mut DbConnection, now: chrono::NaiveDateTime) -> anyho
     if let Some(platform) = Unit::platform(conn)? {
         return Ok(platform);
     }
-    let id = new_id();
-    let platform = Unit {
-        path: format!("/{id}/"),
-        id,
-        kind: UnitKind::Platform.as_str().to_owned(),
-        parent_id: None,
-        name: "jifen".to_owned(),
-        timezone: None,
-        join_code: None,
-        created_at: now,
-        updated_at: now,
-        expiry_policy: None,
-        expiry_days: None,
-        max_open_claims: None,
-        pickup_window_days: None,
-    };
+    let platform = Unit::new(UnitKind::Platform, "jifen".to_owned(), None, now);
     platform.insert(conn)?;
     Ok(platform)
 }

@@ -126,11 +126,15 @@ impl Request {
     }
 
     fn begin(req: &ServiceRequest) -> Option<Request> {
+        let changes_state = ![Method::GET, Method::HEAD, Method::OPTIONS].contains(req.method());
+        // Reads other than exports are never recorded: spare them the route lookup.
+        if !changes_state && !req.path().contains("/exports/") {
+            return None;
+        }
         let routes = req.app_data::<web::Data<RouteTable>>()?.clone();
         let state = req.app_data::<web::Data<AppState>>()?;
         let route = routes.resolve(req.method(), req.path())?;
         let always = route.operation_id == "login" || route.pattern.contains("/exports/");
-        let changes_state = ![Method::GET, Method::HEAD, Method::OPTIONS].contains(req.method());
         if !always && !changes_state {
             return None;
         }

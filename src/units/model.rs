@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::auth::model::User;
 use crate::db::schema::{memberships, units, users};
-use crate::db::{DbConnection, MultiBackend};
+use crate::db::{DbConnection, MultiBackend, new_id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -180,6 +180,26 @@ pub struct UnitFilter {
 impl Unit {
     pub fn kind(&self) -> UnitKind {
         UnitKind::parse(&self.kind).unwrap_or(UnitKind::Community)
+    }
+
+    /// A new unit under `parent` (the platform has none), without a community's settings.
+    pub fn new(kind: UnitKind, name: String, parent: Option<&Unit>, now: NaiveDateTime) -> Unit {
+        let id = new_id();
+        Unit {
+            path: parent.map_or_else(|| format!("/{id}/"), |parent| parent.child_path(&id)),
+            id,
+            kind: kind.as_str().to_owned(),
+            parent_id: parent.map(|parent| parent.id.clone()),
+            name,
+            timezone: None,
+            join_code: None,
+            created_at: now,
+            updated_at: now,
+            expiry_policy: None,
+            expiry_days: None,
+            max_open_claims: None,
+            pickup_window_days: None,
+        }
     }
 
     pub fn child_path(&self, child_id: &str) -> String {

@@ -10,7 +10,7 @@ use crate::auth::password;
 use crate::auth::principal::Principal;
 use crate::auth::service::USERNAME_TAKEN;
 use crate::codes::{random_code, unused_code};
-use crate::db::{DbConnection, new_id};
+use crate::db::DbConnection;
 use crate::error::{ApiError, ApiResult, ErrorCode, unique_violation_as};
 use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::expiry::ExpiryPolicy;
@@ -107,21 +107,14 @@ pub async fn create_unit(
                 format!("{} already has a unit named {name:?}", parent.name),
             ));
         }
-        let id = new_id();
         let unit = Unit {
-            path: parent.child_path(&id),
-            id,
-            kind: kind.as_str().to_owned(),
-            parent_id: Some(parent.id.clone()),
-            name,
             timezone,
             join_code: if kind == UnitKind::Community { Some(unused_join_code(conn)?) } else { None },
-            created_at: now,
-            updated_at: now,
             expiry_policy: expiry_policy.map(|policy| policy.columns().0),
             expiry_days: expiry_policy.and_then(|policy| policy.columns().1),
             max_open_claims,
             pickup_window_days,
+            ..Unit::new(kind, name, Some(&parent), now)
         };
         unit.insert(conn)?;
         if kind == UnitKind::Community {

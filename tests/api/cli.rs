@@ -69,9 +69,13 @@ fn start_command(mut command: Command) -> Server {
 }
 
 async fn login(port: u16, password: &str) -> reqwest::Response {
+    login_as(port, "admin", password).await
+}
+
+async fn login_as(port: u16, username: &str, password: &str) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": password}))
+        .json(&json!({"username": username, "password": password}))
         .send()
         .await
         .unwrap()
@@ -312,13 +316,7 @@ async fn the_demo_seeds_a_district_with_balanced_books_once() {
 }
 
 async fn demo_login(port: u16, username: &str) -> String {
-    let body = json!({"username": username, "password": "jifen-demo"});
-    let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/api/v1/auth/login"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = login_as(port, username, "jifen-demo").await;
     response.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
 }
 
