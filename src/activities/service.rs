@@ -230,7 +230,7 @@ pub async fn update(
         status: None,
         updated_at: Some(state.clock.now().naive_utc()),
     };
-    idempotency::write(&state.db, Scope::unkeyed(), state.clock.now(), move |conn| {
+    idempotency::write(&state.db, Scope::unkeyed(&community_id), state.clock.now(), move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "manage activities")?;
         let activity =
             Activity::find(conn, &community.id, &activity_id)?.ok_or_else(|| ApiError::not_found("activity"))?;
@@ -346,7 +346,7 @@ pub async fn withdraw(
     community_id: String,
     activity_id: String,
 ) -> ApiResult<HttpResponse> {
-    idempotency::write(&state.db, Scope::unkeyed(), state.clock.now(), move |conn| {
+    idempotency::write(&state.db, Scope::unkeyed(&community_id), state.clock.now(), move |conn| {
         let (_, _, activity) = visible_activity(conn, &principal, &community_id, &activity_id)?;
         let registration = Registration::find(conn, &activity.id, &principal.user.id)?
             .ok_or_else(|| ApiError::not_found("registration"))?;

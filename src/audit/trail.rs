@@ -250,7 +250,7 @@ pub async fn record(req: ServiceRequest, next: Next<BoxBody>) -> Result<ServiceR
     };
     if !settled {
         let recording = request.clone();
-        let written = state.db.write(move |conn| Ok(recording.append(conn, outcome, error, None)?)).await;
+        let written = state.db.write("", move |conn| Ok(recording.append(conn, outcome, error, None)?)).await;
         if let Err(err) = written {
             tracing::error!(error = %err, action = %request.action, "writing the audit record failed");
         }

@@ -93,7 +93,7 @@ pub async fn login(state: &AppState, username: String, password: String) -> ApiR
         if let Some(username) = valid_username {
             trail.set_target("username", &username);
         }
-        state.db.write(move |conn| Ok(trail.append_error(conn, &invalid_credentials())?)).await?;
+        state.db.write("", move |conn| Ok(trail.append_error(conn, &invalid_credentials())?)).await?;
         return Err(invalid_credentials());
     };
     trail.set_actor(&user.id);
@@ -102,7 +102,7 @@ pub async fn login(state: &AppState, username: String, password: String) -> ApiR
     if let Verification::Mismatch = verification {
         state
             .db
-            .write(move |conn| {
+            .write("", move |conn| {
                 User::record_failed_login(conn, &user_id, now)?;
                 Ok(trail.append_error(conn, &invalid_credentials())?)
             })
@@ -111,7 +111,7 @@ pub async fn login(state: &AppState, username: String, password: String) -> ApiR
     }
     let token = state
         .db
-        .write(move |conn| {
+        .write("", move |conn| {
             if !User::record_successful_login(conn, &user_id, now)? {
                 trail.append_error(conn, &invalid_credentials())?;
                 return Ok(None);
@@ -138,7 +138,7 @@ enum Rotation {
 pub async fn refresh(state: &AppState, refresh_token: &str) -> ApiResult<TokenResponse> {
     let id = state.tokens.parse_refresh_token(refresh_token).ok_or_else(invalid_refresh_token)?;
     let now = state.clock.now();
-    let rotation = state.db.write(move |conn| rotate(conn, &id, now)).await?;
+    let rotation = state.db.write("", move |conn| rotate(conn, &id, now)).await?;
     match rotation {
         Rotation::Issued(token) => token_response(&state.tokens, &token),
         Rotation::Invalid => Err(invalid_refresh_token()),
@@ -189,7 +189,7 @@ pub async fn logout(state: &AppState, refresh_token: &str) -> ApiResult<()> {
     let now = state.clock.now().naive_utc();
     state
         .db
-        .write(move |conn| {
+        .write("", move |conn| {
             if let Some(token) = RefreshToken::find(conn, &id)? {
                 User::lock_for_update(conn, &token.user_id)?;
                 RefreshToken::revoke_family(conn, &token.family_id, now)?;
@@ -214,7 +214,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> ApiResult<M
     let now = state.clock.now().naive_utc();
     state
         .db
-        .write(move |conn| {
+        .write("", move |conn| {
             let community = Unit::find_by_join_code(conn, &join_code)?
                 .ok_or_else(|| ApiError::new(ErrorCode::InvalidJoinCode, "no community has this join code"))?;
             if User::username_exists(conn, &username)? {
@@ -244,7 +244,7 @@ pub async fn update_me(state: &AppState, principal: Principal, request: UpdateMe
         show_on_leaderboard: request.show_on_leaderboard,
     };
     let Principal { user, memberships } = principal;
-    idempotency::write(&state.db, Scope::unkeyed(), state.clock.now(), move |conn| {
+    idempotency::write(&state.db, Scope::unkeyed(""), state.clock.now(), move |conn| {
         let user = User::update(conn, &user, &mut changes)?;
         Reply::ok(&MeResponse::new(user, memberships))
     })
@@ -283,7 +283,7 @@ pub async fn change_password(
                 let trail = Trail::current();
                 state
                     .db
-                    .write(move |conn| {
+                    .write("", move |conn| {
                         User::record_failed_login(conn, &user_id, now)?;
                         Ok(trail.append_error(conn, &current_password_incorrect())?)
                     })
@@ -292,7 +292,7 @@ pub async fn change_password(
             return Err(current_password_incorrect());
         }
     };
-    idempotency::write(&state.db, Scope::unkeyed(), now, move |conn| {
+    idempotency::write(&state.db, Scope::unkeyed(""), now, move |conn| {
         User::set_password(conn, &user_id, &new_hash, now.naive_utc())?;
         RefreshToken::revoke_all_of_user(conn, &user_id, now.naive_utc())?;
         Ok(Reply::no_content())

@@ -4,6 +4,7 @@
 //! per-connection settings, the embedded migrations and the one way to open a
 //! write transaction ([`Database::write`]).
 
+mod group_commit;
 pub mod schema;
 
 use std::path::PathBuf;
@@ -122,11 +123,13 @@ pub type PooledDbConnection = PooledConnection<ConnectionManager>;
 /// SQLite admits one writer at a time. Rather than letting writers spin in
 /// SQLite's busy handler, writes queue for the single connection of the writer
 /// pool; reads use the reader pool concurrently (WAL). On PostgreSQL both are
-/// the same pool.
+/// the same pool. Requests' writes are grouped into shared transactions by the
+/// writer lanes (see [`group_commit`]).
 #[derive(Clone)]
 pub struct Database {
     readers: DbPool,
     writers: DbPool,
+    lanes: Arc<group_commit::Lanes>,
     manager: ConnectionManager,
     /// Permits for dedicated readers: each holds a connection outside the pools and a
     /// blocking thread for minutes, so only a few may run at once.
@@ -156,8 +159,16 @@ impl Database {
         };
         let readers = build(pool_size).map_err(|err| connect_error(&url, err))?;
         let writers = if url.is_sqlite() { build(1).map_err(|err| connect_error(&url, err))? } else { readers.clone() };
-        let db =
-            Database { readers, writers, manager, long_reads: Arc::new(tokio::sync::Semaphore::new(MAX_LONG_READS)) };
+        // PostgreSQL: half the pool may be writing, the rest stays for reads.
+        let lane_count = if url.is_sqlite() { 1 } else { (pool_size as usize / 2).max(1) };
+        let lanes = Arc::new(group_commit::Lanes::start(&writers, lane_count)?);
+        let db = Database {
+            readers,
+            writers,
+            lanes,
+            manager,
+            long_reads: Arc::new(tokio::sync::Semaphore::new(MAX_LONG_READS)),
+        };
         db.migrate()?;
         Ok(db)
     }
@@ -178,6 +189,11 @@ impl Database {
             (name, state.connections, state.idle_connections)
         };
         vec![usage("readers", &self.readers), usage("writers", &self.writers)]
+    }
+
+    /// (batches, writes) the group commit has run so far.
+    pub fn write_batches(&self) -> (u64, u64) {
+        self.lanes.counts()
     }
 
     /// A pooled connection for blocking code outside requests (start-up checks, CLI, tests).
@@ -223,20 +239,20 @@ impl Database {
         .map_err(ApiError::from)?
     }
 
-    /// Runs `f` inside one write transaction, off the async workers. Returns after
-    /// COMMIT; if `f` fails, everything it wrote is rolled back.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    /// Runs `f` as one atomic write, off the async workers: it is applied with the
+    /// writes queued beside it in one transaction (group commit), each in a savepoint
+    /// of its own. Returns after COMMIT; if `f` fails, everything it wrote is rolled
+    /// back and the other writes of its batch are unaffected.
+    ///
+    /// `lane` is the community or unit the write belongs to, or empty for writes of
+    /// no unit (sign-ins, one's own account): writes of the same lane queue behind
+    /// each other.
+    pub async fn write<T, F>(&self, lane: &str, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.writers.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool.get().map_err(ApiError::pool_timeout)?;
-            write_transaction(&mut conn, f)
-        })
-        .await
-        .map_err(ApiError::from)?
+        self.lanes.write(lane, f).await
     }
 
     /// The same as [`Database::write`] for code outside a request (CLI, start-up).

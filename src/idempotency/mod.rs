@@ -144,18 +144,21 @@ impl Reply {
     }
 }
 
-/// Who sends which request with which key.
+/// Who sends which request with which key, and where it writes.
 pub struct Scope {
     user_id: String,
     key: Option<String>,
     fingerprint: String,
+    /// The community or unit of the request, which picks its writer lane ([`Database::write`]).
+    lane: String,
 }
 
 impl Scope {
     /// For writes without an `Idempotency-Key`: PATCH and DELETE, which are
-    /// idempotent by nature, and changes to one's own account.
-    pub fn unkeyed() -> Self {
-        Scope { user_id: String::new(), key: None, fingerprint: String::new() }
+    /// idempotent by nature, and changes to one's own account. `lane` is the
+    /// community or unit written to, empty for one's own account.
+    pub fn unkeyed(lane: &str) -> Self {
+        Scope { user_id: String::new(), key: None, fingerprint: String::new(), lane: lane.to_owned() }
     }
 
     /// The fingerprint covers method, path and the parsed body (so a retry that
@@ -168,7 +171,8 @@ impl Scope {
         hasher.update(b"\n");
         hasher.update(serde_json::to_vec(body).unwrap_or_default());
         let fingerprint = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Scope { user_id: user_id.to_owned(), key, fingerprint }
+        let lane = ["community_id", "unit_id"].iter().find_map(|name| req.match_info().get(name)).unwrap_or_default();
+        Scope { user_id: user_id.to_owned(), key, fingerprint, lane: lane.to_owned() }
     }
 }
 
@@ -207,7 +211,7 @@ where
     let trail = Trail::current();
     let Some(key) = scope.key.clone() else {
         let reply = db
-            .write(move |conn| {
+            .write(&scope.lane, move |conn| {
                 let reply = effect(conn)?;
                 reply.append_to(&trail, conn)?;
                 Ok(reply)
@@ -231,7 +235,7 @@ where
         created_at: now.naive_utc(),
     };
     let outcome = db
-        .write(move |conn| {
+        .write(&scope.lane, move |conn| {
             if let Some(stored) = IdempotencyRecord::find(conn, &record.user_id, &record.key)? {
                 return Ok(Outcome::Stored(stored));
             }

@@ -164,7 +164,7 @@ pub async fn fulfil(
     let trail = Trail::current();
     let code_matches = state
         .db
-        .write(move |conn| {
+        .write(&community_id, move |conn| {
             let (community, _) =
                 community_for(conn, &checked_principal, &checked_community, is_staff, "hand over rewards")?;
             LedgerHead::lock(conn, &community.id)?;

@@ -172,7 +172,7 @@ pub async fn update(
         active: request.active,
         updated_at: Some(state.clock.now().naive_utc()),
     };
-    idempotency::write(&state.db, Scope::unkeyed(), state.clock.now(), move |conn| {
+    idempotency::write(&state.db, Scope::unkeyed(&community_id), state.clock.now(), move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "manage the points shop")?;
         // Orders reserve stock under this lock; a stock change must not slip in between.
         LedgerHead::lock(conn, &community.id)?;

@@ -135,7 +135,7 @@ pub async fn update(
         active: request.active,
         updated_at: Some(state.clock.now().naive_utc()),
     };
-    idempotency::write(&state.db, Scope::unkeyed(), state.clock.now(), move |conn| {
+    idempotency::write(&state.db, Scope::unkeyed(&community_id), state.clock.now(), move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "manage rules")?;
         let rule = Rule::find(conn, &community.id, &rule_id)?.ok_or_else(|| ApiError::not_found("rule"))?;
         validate_points(

@@ -164,7 +164,7 @@ pub async fn update_unit(
     let max_open_claims = request.max_open_claims.map(validate_max_open_claims).transpose()?;
     let pickup_window_days = request.pickup_window_days.map(validate_pickup_window).transpose()?;
     let now = state.clock.now();
-    idempotency::write(&state.db, Scope::unkeyed(), now, move |conn| {
+    idempotency::write(&state.db, Scope::unkeyed(&unit_id), now, move |conn| {
         let now = now.naive_utc();
         let unit = find_unit(conn, &unit_id)?;
         principal.authorize(&unit, |_| true, "see this unit")?;
@@ -398,7 +398,7 @@ pub async fn update_member(
     let new_roles = request.roles.as_deref().map(distinct_roles).transpose()?;
     let household = request.household.map(validation::household).transpose()?;
     let now = state.clock.now();
-    idempotency::write(&state.db, Scope::unkeyed(), now, move |conn| {
+    idempotency::write(&state.db, Scope::unkeyed(&unit_id), now, move |conn| {
         let now = now.naive_utc();
         let unit = find_unit(conn, &unit_id)?;
         let caller = principal.authorize(&unit, |r| r.admin || r.staff, "change members")?;

@@ -47,7 +47,8 @@ fn start_command(mut command: Command) -> Server {
     let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("start jifen");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut log = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous: the demo seeds a district first, and CI machines are busy.
+    let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
         log.push(line.clone());

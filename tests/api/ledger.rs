@@ -19,6 +19,7 @@ both_backends!(
     idempotency_keys_replay_and_protect,
     parallel_deductions_never_overdraw,
     parallel_requests_with_one_key_have_one_effect,
+    writes_batched_together_succeed_and_fail_alone,
     a_transaction_is_reversed_at_most_once,
     reversals_take_back_the_same_points_first,
     the_ledger_is_append_only_and_tampering_is_found,
@@ -383,6 +384,78 @@ async fn parallel_requests_with_one_key_have_one_effect(app: &TestApp) {
     assert_eq!(balance(app, &c, &a).await, 7, "one effect");
     assert_eq!(head_sequence(app, &c).await, 1);
     check_invariants(app).await;
+}
+
+/// Concurrent writes are committed in shared transactions (group commit). Each must
+/// still be answered for itself: refusals inside a batch (not enough points, an
+/// outsider among the lines) roll back only their own writes, and every success is
+/// in the ledger exactly once, in a gap-free chain.
+async fn writes_batched_together_succeed_and_fail_alone(app: &TestApp) {
+    let c = community(app, "成批", 2).await;
+    let other = community(app, "另批", 1).await;
+    let (a, b) = (user(&c.residents[0]).to_owned(), user(&c.residents[1]).to_owned());
+    let outsider = user(&other.residents[0]).to_owned();
+    award(app, &c, &[(&a, 100)]).await;
+    let batches_before = write_counts(app).await;
+
+    let (here, there) = (c.path("/awards"), other.path("/awards"));
+    let post = |path: &str, token: &str, body: Value| {
+        let (path, token) = (path.to_owned(), token.to_owned());
+        async move { post_with_key(app, &path, &token, &new_key(), body).await }
+    };
+    let awards = (0..40).map(|i| {
+        let body = json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": b, "points": i + 1}]});
+        post(&here, &c.staff, body)
+    });
+    let overdraws = (0..20).map(|_| deduct_response(app, &c, &a, 30));
+    let with_outsider = (0..20).map(|_| {
+        let body = json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": b, "points": 1000}, {"user_id": outsider, "points": 1}]});
+        post(&here, &c.staff, body)
+    });
+    let elsewhere = (0..20).map(|_| {
+        let body = json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": outsider, "points": 2}]});
+        post(&there, &other.staff, body)
+    });
+    let (awards, overdraws, with_outsider, elsewhere) =
+        futures::join!(join_all(awards), join_all(overdraws), join_all(with_outsider), join_all(elsewhere));
+
+    for response in awards.into_iter().chain(elsewhere) {
+        expect_status(response, StatusCode::CREATED).await;
+    }
+    let mut deducted = 0;
+    for response in overdraws {
+        if response.status() == StatusCode::CREATED {
+            deducted += 1;
+        } else {
+            expect_problem(response, StatusCode::CONFLICT, "insufficient_points").await;
+        }
+    }
+    for response in with_outsider {
+        expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "resident_not_active").await;
+    }
+    assert_eq!(deducted, 3);
+    assert_eq!(balance(app, &c, &a).await, 10);
+    assert_eq!(balance(app, &c, &b).await, (1..=40).sum::<i64>(), "every award once, no refused line");
+    assert_eq!(balance(app, &other, &outsider).await, 40);
+    assert_eq!(head_sequence(app, &c).await, 1 + 40 + 3);
+    assert_eq!(head_sequence(app, &other).await, 20);
+    check_invariants(app).await;
+
+    let (batches, writes) = write_counts(app).await;
+    let (batches, writes) = (batches - batches_before.0, writes - batches_before.1);
+    assert!(writes >= 100, "every request wrote through the group commit: {writes}");
+    assert!(batches < writes, "concurrent writes shared transactions: {writes} writes in {batches} batches");
+}
+
+/// (batches, writes) of the group commit, from `/metrics`.
+async fn write_counts(app: &TestApp) -> (u64, u64) {
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    (counter("jifen_db_write_batches_total "), counter("jifen_db_writes_total "))
 }
 
 async fn a_transaction_is_reversed_at_most_once(app: &TestApp) {
