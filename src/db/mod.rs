@@ -215,8 +215,10 @@ impl Database {
         match &mut conn {
             DbConnection::Postgresql(pg) => {
                 let timeout_ms = statement_timeout.as_millis();
+                // Long reads stream in index order. Left to itself PostgreSQL would rather
+                // sort a whole ledger (spilling to disk) before it sends the first row.
                 pg.batch_execute(&format!(
-                    "SET statement_timeout = {timeout_ms}; SET default_transaction_read_only = on"
+                    "SET statement_timeout = {timeout_ms}; SET default_transaction_read_only = on; SET enable_sort = off"
                 ))?
             }
             DbConnection::Sqlite(sqlite) => sqlite.batch_execute("PRAGMA query_only = ON")?,

@@ -1,6 +1,8 @@
 //! The rows of the CSV exports and their streaming queries. Each query hands its rows
 //! over one at a time (see [`for_each_row`]); none collects a result in memory.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -19,20 +21,57 @@ pub struct TimeRange {
     pub until: NaiveDateTime,
 }
 
-diesel::alias!(users as holders: Holders);
-
-/// One posting of a ledger transaction, with what an auditor needs beside it.
+/// One posting of a ledger transaction.
 #[derive(Debug, Queryable)]
 pub struct LedgerRow {
     pub transaction: LedgerTransaction,
     pub line: i32,
     pub account_id: String,
-    pub account_kind: String,
-    /// The resident holding the account; None for system accounts.
-    pub holder_id: Option<String>,
-    pub holder_name: Option<String>,
-    pub actor_name: Option<String>,
     pub amount: i64,
+}
+
+/// Who is who in one community's ledger, read once before its rows: a community has a few
+/// hundred accounts and people, its ledger millions of postings, and joining them to every
+/// posting would cost the export most of its speed.
+pub struct LedgerParties {
+    /// Account id → (kind, holding resident's id; None for system accounts).
+    accounts: HashMap<String, (String, Option<String>)>,
+    /// User id → display name, for the account holders and the actors.
+    names: HashMap<String, String>,
+}
+
+impl LedgerParties {
+    pub fn read(conn: &mut DbConnection, community_id: &str) -> QueryResult<Self> {
+        let accounts = accounts::table
+            .filter(accounts::community_id.eq(community_id.to_owned()))
+            .select((accounts::id, accounts::kind, accounts::user_id))
+            .load::<(String, String, Option<String>)>(conn)?
+            .into_iter()
+            .map(|(id, kind, holder)| (id, (kind, holder)))
+            .collect();
+        let holders = accounts::table
+            .filter(accounts::community_id.eq(community_id.to_owned()))
+            .select(accounts::user_id.assume_not_null());
+        let actors = ledger_transactions::table
+            .filter(ledger_transactions::community_id.eq(community_id.to_owned()))
+            .select(ledger_transactions::actor_id.assume_not_null());
+        let names = users::table
+            .filter(users::id.eq_any(holders).or(users::id.eq_any(actors)))
+            .select((users::id, users::display_name))
+            .load::<(String, String)>(conn)?
+            .into_iter()
+            .collect();
+        Ok(LedgerParties { accounts, names })
+    }
+
+    /// The account's kind and its holder's id, if it has one.
+    pub fn account(&self, account_id: &str) -> (&str, Option<&str>) {
+        self.accounts.get(account_id).map_or(("", None), |(kind, holder)| (kind.as_str(), holder.as_deref()))
+    }
+
+    pub fn name(&self, user_id: Option<&str>) -> Option<&str> {
+        user_id.and_then(|id| self.names.get(id)).map(String::as_str)
+    }
 }
 
 /// An order in the points shop, without its pickup code.
@@ -83,7 +122,7 @@ pub fn communities_within(conn: &mut DbConnection, unit: &Unit) -> QueryResult<V
 }
 
 /// The postings of a community's transactions up to `head_sequence` created within `range`,
-/// in chain order (sequence, then line).
+/// in chain order (sequence, then line), which the indexes give without sorting.
 pub fn each_ledger_row<E>(
     conn: &mut DbConnection,
     community_id: &str,
@@ -96,9 +135,6 @@ where
 {
     let query = ledger_postings::table
         .inner_join(ledger_transactions::table)
-        .inner_join(accounts::table)
-        .left_join(users::table.on(ledger_transactions::actor_id.eq(users::id.nullable())))
-        .left_join(holders.on(accounts::user_id.eq(holders.field(users::id).nullable())))
         .filter(ledger_transactions::community_id.eq(community_id.to_owned()))
         .filter(ledger_transactions::sequence.le(head_sequence))
         .filter(ledger_transactions::created_at.ge(range.from))
@@ -109,10 +145,6 @@ where
             ledger_transactions::all_columns,
             ledger_postings::line,
             ledger_postings::account_id,
-            accounts::kind,
-            accounts::user_id,
-            holders.field(users::display_name).nullable(),
-            users::display_name.nullable(),
             ledger_postings::amount,
         ));
     for_each_row(conn, query, each)

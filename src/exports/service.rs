@@ -11,8 +11,8 @@ use crate::db::DbConnection;
 use crate::error::{ApiError, ApiResult};
 use crate::exports::api::{ExportOptions, ExportQuery};
 use crate::exports::model::{
-    self, LedgerRow, ParticipationRow, RedemptionRow, TimeRange, each_ledger_row, each_participation_row,
-    each_redemption_row,
+    self, LedgerParties, LedgerRow, ParticipationRow, RedemptionRow, TimeRange, each_ledger_row,
+    each_participation_row, each_redemption_row,
 };
 use crate::exports::stream::{self, Cell, CsvFile, CsvOut, StreamError};
 use crate::ledger::chain::canonical_time;
@@ -193,30 +193,40 @@ fn write_ledger(
     options: &ExportOptions,
 ) -> Result<(), StreamError> {
     let timezone = timezone_of(community);
+    let parties = LedgerParties::read(conn, &community.id)?;
+    // The postings of one transaction share its times: format them once per transaction.
+    let mut times: (i64, String, String) = (0, String::new(), String::new());
     each_ledger_row(conn, &community.id, head_sequence, time_range(options, timezone), |row: LedgerRow| {
         let transaction = &row.transaction;
-        let created_at = local_time(transaction.created_at, timezone);
-        let created_at_utc = canonical_time(transaction.created_at);
+        if times.0 != transaction.sequence {
+            times = (
+                transaction.sequence,
+                local_time(transaction.created_at, timezone),
+                canonical_time(transaction.created_at),
+            );
+        }
+        let (_, created_at, created_at_utc) = &times;
+        let (account_kind, holder_id) = parties.account(&row.account_id);
         let cells: [Cell; LEDGER_COLUMNS.len()] = [
             Cell::Text(&community.id),
             Cell::Text(&community.name),
             Cell::Number(transaction.sequence),
             Cell::Text(&transaction.id),
-            Cell::Text(&created_at),
-            Cell::Text(&created_at_utc),
+            Cell::Text(created_at),
+            Cell::Text(created_at_utc),
             Cell::Text(&transaction.kind),
             Cell::optional(transaction.rule_code.as_deref()),
             Cell::Text(&transaction.memo),
             Cell::optional(transaction.actor_id.as_deref()),
-            Cell::optional(row.actor_name.as_deref()),
+            Cell::optional(parties.name(transaction.actor_id.as_deref())),
             Cell::optional(transaction.cause_type.as_deref()),
             Cell::optional(transaction.cause_id.as_deref()),
             Cell::optional(transaction.reverses_id.as_deref()),
             Cell::Number(i64::from(row.line)),
             Cell::Text(&row.account_id),
-            Cell::Text(&row.account_kind),
-            Cell::optional(row.holder_id.as_deref()),
-            Cell::optional(row.holder_name.as_deref()),
+            Cell::Text(account_kind),
+            Cell::optional(holder_id),
+            Cell::optional(parties.name(holder_id)),
             Cell::Number(row.amount),
             Cell::Text(&transaction.previous_hash),
             Cell::Text(&transaction.hash),
