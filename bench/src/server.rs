@@ -111,7 +111,11 @@ pub fn server_binary(explicit: Option<PathBuf>, build: bool) -> anyhow::Result<P
         return Ok(path);
     }
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().context("the benchmark's folder")?;
+    let mut dir = exe.parent().context("the benchmark's folder")?;
+    // A test binary lives in deps/ below the profile's folder.
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir = dir.parent().context("the profile's folder")?;
+    }
     let binary = dir.join("jifen");
     if let (true, Ok(cargo)) = (build, std::env::var("CARGO")) {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
