@@ -19,6 +19,9 @@ pub const AWARD_POINTS: i64 = 10;
 pub const TOP_UP_POINTS: i64 = 100_000;
 pub const REWARD_COST: i64 = 10;
 pub const REWARD_STOCK: i64 = 1_000_000;
+/// Requests between two renewals of the staff's access tokens while seeding (they last 15
+/// minutes, and seeding a full dataset on a busy machine takes longer).
+const CHUNK: usize = 1000;
 /// Lines of one history award, at most.
 const MAX_LINES: usize = 500;
 
@@ -147,6 +150,13 @@ where
     Ok(results)
 }
 
+async fn refresh_staff(client: &Client, base: &str, communities: &mut [Community]) -> anyhow::Result<()> {
+    for community in communities {
+        community.staff.refresh(client, base).await?;
+    }
+    Ok(())
+}
+
 fn id(value: &Value) -> anyhow::Result<String> {
     value["id"].as_str().map(str::to_owned).with_context(|| format!("no id in {value}"))
 }
@@ -206,9 +216,12 @@ pub async fn seed(client: &Client, base: &str, size: &Size) -> anyhow::Result<Da
     let started = Instant::now();
     let jobs: Vec<(usize, usize)> =
         (0..size.communities).flat_map(|c| (0..size.residents).map(move |r| (c, r))).collect();
-    let staff: Vec<(String, String)> =
-        communities.iter().map(|community| (community.id.clone(), community.staff.access.clone())).collect();
-    let made = run_all(jobs, 4, |(c, r)| {
+    let mut made = Vec::new();
+    for chunk in jobs.chunks(CHUNK) {
+        refresh_staff(client, base, &mut communities).await?;
+        let staff: Vec<(String, String)> =
+            communities.iter().map(|community| (community.id.clone(), community.staff.access.clone())).collect();
+        made.extend(run_all(chunk.iter().copied(), 4, |(c, r)| {
         let (api, staff) = (&api, &staff);
         async move {
             let (community, token) = &staff[c];
@@ -222,9 +235,9 @@ pub async fn seed(client: &Client, base: &str, size: &Size) -> anyhow::Result<Da
             Ok((c, r, user))
         }
     })
-    .await?;
+    .await?);
+    }
     // In the order of their usernames (bench.c{c}.r{r}), whatever order they were made in.
-    let mut made = made;
     made.sort();
     for (c, _, user) in made {
         communities[c].residents.push(user);
@@ -235,37 +248,43 @@ pub async fn seed(client: &Client, base: &str, size: &Size) -> anyhow::Result<Da
     // whole communities in turn (many postings per request) up to the postings wanted.
     let started = Instant::now();
     let mut transactions = 0u64;
-    let history = &communities[0];
     let singles = size.history_transactions;
-    let single_results = run_all(0..singles, size.concurrency, |n| {
-        let (api, history) = (&api, history);
-        async move {
-            let resident = &history.residents[n % history.residents.len()];
-            let body =
-                json!({"rule_code": RULE, "memo": format!("志愿服务 第{n}次"), "awards": [{"user_id": resident}]});
-            api.post(&format!("/communities/{}/awards", history.id), &history.staff.access, body).await?;
-            Ok(())
-        }
-    })
-    .await?;
-    transactions += single_results.len() as u64;
+    for first in (0..singles).step_by(CHUNK) {
+        refresh_staff(client, base, &mut communities[..1]).await?;
+        let history = &communities[0];
+        run_all(first..singles.min(first + CHUNK), size.concurrency, |n| {
+            let (api, history) = (&api, history);
+            async move {
+                let resident = &history.residents[n % history.residents.len()];
+                let body =
+                    json!({"rule_code": RULE, "memo": format!("志愿服务 第{n}次"), "awards": [{"user_id": resident}]});
+                api.post(&format!("/communities/{}/awards", history.id), &history.staff.access, body).await?;
+                Ok(())
+            }
+        })
+        .await?;
+    }
+    transactions += singles as u64;
     let lines = size.residents.clamp(1, MAX_LINES);
     let bulk = size.postings.saturating_sub(2 * singles) / (lines + 1);
-    let bulk_results = run_all(0..bulk, 2, |n| {
-        let (api, communities) = (&api, &communities);
-        async move {
-            let community = &communities[n % communities.len()];
-            let start = (n / communities.len()) * lines;
-            let awards: Vec<Value> = (0..lines)
-                .map(|k| json!({"user_id": community.residents[(start + k) % community.residents.len()]}))
-                .collect();
-            let body = json!({"rule_code": RULE, "memo": format!("社区活动 第{n}场"), "awards": awards});
-            api.post(&format!("/communities/{}/awards", community.id), &community.staff.access, body).await?;
-            Ok(())
-        }
-    })
-    .await?;
-    transactions += bulk_results.len() as u64;
+    for first in (0..bulk).step_by(CHUNK / 10) {
+        refresh_staff(client, base, &mut communities).await?;
+        run_all(first..bulk.min(first + CHUNK / 10), 2, |n| {
+            let (api, communities) = (&api, &communities);
+            async move {
+                let community = &communities[n % communities.len()];
+                let start = (n / communities.len()) * lines;
+                let awards: Vec<Value> = (0..lines)
+                    .map(|k| json!({"user_id": community.residents[(start + k) % community.residents.len()]}))
+                    .collect();
+                let body = json!({"rule_code": RULE, "memo": format!("社区活动 第{n}场"), "awards": awards});
+                api.post(&format!("/communities/{}/awards", community.id), &community.staff.access, body).await?;
+                Ok(())
+            }
+        })
+        .await?;
+    }
+    transactions += bulk as u64;
     println!(
         "  seeded {singles} single awards and {bulk} awards of {lines} residents in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -274,6 +293,7 @@ pub async fn seed(client: &Client, base: &str, size: &Size) -> anyhow::Result<Da
     // The residents who order in the shop and read their balance: the last ones of each
     // community, signed in for real (an argon2 verification each), with points to spend.
     let started = Instant::now();
+    refresh_staff(client, base, &mut communities).await?;
     let per_community = size.redeemers.div_ceil(size.communities).min(size.residents.saturating_sub(1)).max(1);
     let mut chosen = Vec::new();
     for (c, community) in communities.iter().enumerate() {
