@@ -6,6 +6,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY tests ./tests
+# A member of the workspace (the load generator); not built here.
+COPY bench ./bench
 COPY openapi.yaml ./
 RUN cargo build --release --locked --bin jifen
 
