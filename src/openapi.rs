@@ -10,6 +10,7 @@ use actix_web::http::header::ALLOW;
 use actix_web::middleware::Next;
 use actix_web::{App, HttpRequest, web};
 use utoipa::openapi::path::PathItem;
+use utoipa::openapi::schema::{Array, ArrayItems, Schema};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -24,7 +25,11 @@ use crate::error::{ApiError, ErrorCode, PROBLEM_JSON};
         description = "积分 jifen: the points-and-rewards ledger for neighbourhood communities (社区积分制).\n\n\
 Errors are `application/problem+json` (RFC 9457) with a stable machine-readable `code`. \
 Lists are paginated with `limit` (1 to 200, default 50) and the opaque `cursor` from the previous page's `next_cursor`. \
-Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_token>` from `/api/v1/auth/login`."
+Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_token>` from `/api/v1/auth/login`.\n\n\
+Roles (`admin`, `staff`, `auditor`, `resident`) are granted on a unit and hold on every unit below it: \
+staff of a street are staff of each of its communities. Each operation's description ends with who may call it (`Role: ...`), \
+and its `x-required-roles` lists the roles of which the caller needs one on the unit concerned, as the description names it (empty: no role needed; \
+without `security`, no token either). A unit outside the caller's roles answers 404, one they see without the role 403."
     ),
     modifiers(&BearerSecurity),
     components(schemas(crate::error::Problem, crate::error::ErrorCode)),
@@ -114,6 +119,36 @@ impl Modify for CommonProblems {
     }
 }
 
+/// A page's example is one of its item's: the items' examples are written once,
+/// on their own schemas, and every list shows one without repeating it.
+struct PageExamples;
+
+impl Modify for PageExamples {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (name, schema) in components.schemas.iter_mut() {
+            let RefOr::T(Schema::Object(page)) = schema else {
+                continue;
+            };
+            if !name.starts_with("Page_") || page.example.is_some() {
+                continue;
+            }
+            let item_example = match page.properties.get("items") {
+                Some(RefOr::T(Schema::Array(Array { items: ArrayItems::RefOrSchema(item), .. }))) => match &**item {
+                    RefOr::T(Schema::Object(item)) => item.example.clone(),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(item_example) = item_example {
+                page.example = Some(serde_json::json!({"items": [item_example], "next_cursor": null}));
+            }
+        }
+    }
+}
+
 /// Registers every route of the service; used both to serve and to describe.
 pub fn register<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
 where
@@ -142,8 +177,10 @@ where
 
 pub fn spec() -> utoipa::openapi::OpenApi {
     let (_, mut spec) = register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
-    // After the routes are in: the shared answers go on every operation.
+    // After the routes are in: the shared answers go on every operation, and the
+    // pages their generic schemas bring along get their examples.
     CommonProblems.modify(&mut spec);
+    PageExamples.modify(&mut spec);
     spec
 }
 

@@ -162,6 +162,7 @@ pub enum When {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ActivityListQuery {
+    #[param(inline)]
     pub when: Option<When>,
     pub category: Option<RuleCategory>,
     /// Staff only; residents see published and completed activities.
