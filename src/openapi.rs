@@ -9,14 +9,16 @@ use actix_web::http::Method;
 use actix_web::http::header::ALLOW;
 use actix_web::middleware::Next;
 use actix_web::{App, HttpRequest, web};
+use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::path::PathItem;
-use utoipa::openapi::schema::{Array, ArrayItems, Schema};
+use utoipa::openapi::schema::{Array, ArrayItems, Object, Schema};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::{AppExt, UtoipaApp, scope};
 
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON};
+use crate::validation::TextRule;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -149,6 +151,58 @@ impl Modify for PageExamples {
     }
 }
 
+/// Text fields are marked `x-text` (their limits, from the constants the checks
+/// use) and get the pattern that accepts exactly what the server accepts.
+struct TextPatterns;
+
+impl TextPatterns {
+    fn rule(extensions: Option<&Extensions>) -> Option<TextRule> {
+        // A mark that does not parse is left without a pattern, which the contract tests catch.
+        serde_json::from_value(extensions?.get("x-text")?.clone()).ok()
+    }
+
+    fn apply(object: &mut Object, rule: &TextRule) {
+        object.pattern = Some(rule.pattern());
+        object.min_length = (!rule.blank_is_absent).then_some(1);
+    }
+
+    fn visit(schema: &mut RefOr<Schema>) {
+        let RefOr::T(schema) = schema else {
+            return;
+        };
+        match schema {
+            Schema::Object(object) => {
+                if let Some(rule) = Self::rule(object.extensions.as_ref()) {
+                    Self::apply(object, &rule);
+                }
+                object.properties.values_mut().for_each(Self::visit);
+            }
+            Schema::Array(array) => {
+                let rule = Self::rule(array.extensions.as_ref());
+                if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                    // A mark on a list of texts is for each of them.
+                    if let (Some(rule), RefOr::T(Schema::Object(item))) = (&rule, items.as_mut()) {
+                        Self::apply(item, rule);
+                    }
+                    Self::visit(items);
+                }
+            }
+            Schema::OneOf(one_of) => one_of.items.iter_mut().for_each(Self::visit),
+            Schema::AllOf(all_of) => all_of.items.iter_mut().for_each(Self::visit),
+            Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(Self::visit),
+            _ => {}
+        }
+    }
+}
+
+impl Modify for TextPatterns {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.schemas.values_mut().for_each(Self::visit);
+        }
+    }
+}
+
 /// Registers every route of the service; used both to serve and to describe.
 pub fn register<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
 where
@@ -181,6 +235,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
     // pages their generic schemas bring along get their examples.
     CommonProblems.modify(&mut spec);
     PageExamples.modify(&mut spec);
+    TextPatterns.modify(&mut spec);
     spec
 }
 

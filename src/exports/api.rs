@@ -42,9 +42,11 @@ const YEARS: std::ops::RangeInclusive<i32> = 2000..=9998;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// First local date to include (`YYYY-MM-DD`, in the community's timezone); default: from the beginning.
+    /// First local date to include (`YYYY-MM-DD`, in the community's timezone, years 2000 to 9998); default: from the beginning.
+    #[param(pattern = r"^(?:2[0-9]{3}|[3-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9])-[0-9]{2}-[0-9]{2}$")]
     pub from: Option<NaiveDate>,
-    /// Last local date to include (`YYYY-MM-DD`, inclusive); default: up to the moment of the export.
+    /// Last local date to include (`YYYY-MM-DD`, inclusive, years 2000 to 9998); default: up to the moment of the export.
+    #[param(pattern = r"^(?:2[0-9]{3}|[3-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9])-[0-9]{2}-[0-9]{2}$")]
     pub to: Option<NaiveDate>,
     /// Start the file with a UTF-8 byte-order mark, which Excel on Windows needs to show Chinese text (default `true`).
     pub bom: Option<bool>,
