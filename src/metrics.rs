@@ -74,7 +74,10 @@ impl Metrics {
 
 /// Metrics in the Prometheus text format. Unauthenticated, like most scrape targets:
 /// expose it to the monitoring network only (e.g. block `/metrics` at the proxy).
+///
+/// Role: public (no token).
 #[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
     tag = "system",
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4", body = String,

@@ -9,13 +9,16 @@ use actix_web::http::Method;
 use actix_web::http::header::ALLOW;
 use actix_web::middleware::Next;
 use actix_web::{App, HttpRequest, web};
+use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::path::PathItem;
+use utoipa::openapi::schema::{Array, ArrayItems, Object, Schema};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::{AppExt, UtoipaApp, scope};
 
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON};
+use crate::validation::TextRule;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,7 +27,11 @@ use crate::error::{ApiError, ErrorCode, PROBLEM_JSON};
         description = "积分 jifen: the points-and-rewards ledger for neighbourhood communities (社区积分制).\n\n\
 Errors are `application/problem+json` (RFC 9457) with a stable machine-readable `code`. \
 Lists are paginated with `limit` (1 to 200, default 50) and the opaque `cursor` from the previous page's `next_cursor`. \
-Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_token>` from `/api/v1/auth/login`."
+Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_token>` from `/api/v1/auth/login`.\n\n\
+Roles (`admin`, `staff`, `auditor`, `resident`) are granted on a unit and hold on every unit below it: \
+staff of a street are staff of each of its communities. Each operation's description ends with who may call it (`Role: ...`), \
+and its `x-required-roles` lists the roles of which the caller needs one on the unit concerned, as the description names it (empty: no role needed; \
+without `security`, no token either). A unit outside the caller's roles answers 404, one they see without the role 403."
     ),
     modifiers(&BearerSecurity),
     components(schemas(crate::error::Problem, crate::error::ErrorCode)),
@@ -114,6 +121,88 @@ impl Modify for CommonProblems {
     }
 }
 
+/// A page's example is one of its item's: the items' examples are written once,
+/// on their own schemas, and every list shows one without repeating it.
+struct PageExamples;
+
+impl Modify for PageExamples {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (name, schema) in components.schemas.iter_mut() {
+            let RefOr::T(Schema::Object(page)) = schema else {
+                continue;
+            };
+            if !name.starts_with("Page_") || page.example.is_some() {
+                continue;
+            }
+            let item_example = match page.properties.get("items") {
+                Some(RefOr::T(Schema::Array(Array { items: ArrayItems::RefOrSchema(item), .. }))) => match &**item {
+                    RefOr::T(Schema::Object(item)) => item.example.clone(),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(item_example) = item_example {
+                page.example = Some(serde_json::json!({"items": [item_example], "next_cursor": null}));
+            }
+        }
+    }
+}
+
+/// Text fields are marked `x-text` (their limits, from the constants the checks
+/// use) and get the pattern that accepts exactly what the server accepts.
+struct TextPatterns;
+
+impl TextPatterns {
+    fn rule(extensions: Option<&Extensions>) -> Option<TextRule> {
+        // A mark that does not parse is left without a pattern, which the contract tests catch.
+        serde_json::from_value(extensions?.get("x-text")?.clone()).ok()
+    }
+
+    fn apply(object: &mut Object, rule: &TextRule) {
+        object.pattern = Some(rule.pattern());
+        object.min_length = (!rule.blank_is_absent).then_some(1);
+    }
+
+    fn visit(schema: &mut RefOr<Schema>) {
+        let RefOr::T(schema) = schema else {
+            return;
+        };
+        match schema {
+            Schema::Object(object) => {
+                if let Some(rule) = Self::rule(object.extensions.as_ref()) {
+                    Self::apply(object, &rule);
+                }
+                object.properties.values_mut().for_each(Self::visit);
+            }
+            Schema::Array(array) => {
+                let rule = Self::rule(array.extensions.as_ref());
+                if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                    // A mark on a list of texts is for each of them.
+                    if let (Some(rule), RefOr::T(Schema::Object(item))) = (&rule, items.as_mut()) {
+                        Self::apply(item, rule);
+                    }
+                    Self::visit(items);
+                }
+            }
+            Schema::OneOf(one_of) => one_of.items.iter_mut().for_each(Self::visit),
+            Schema::AllOf(all_of) => all_of.items.iter_mut().for_each(Self::visit),
+            Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(Self::visit),
+            _ => {}
+        }
+    }
+}
+
+impl Modify for TextPatterns {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.schemas.values_mut().for_each(Self::visit);
+        }
+    }
+}
+
 /// Registers every route of the service; used both to serve and to describe.
 pub fn register<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
 where
@@ -142,8 +231,11 @@ where
 
 pub fn spec() -> utoipa::openapi::OpenApi {
     let (_, mut spec) = register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
-    // After the routes are in: the shared answers go on every operation.
+    // After the routes are in: the shared answers go on every operation, and the
+    // pages their generic schemas bring along get their examples.
     CommonProblems.modify(&mut spec);
+    PageExamples.modify(&mut spec);
+    TextPatterns.modify(&mut spec);
     spec
 }
 

@@ -10,20 +10,26 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::startup::AppState;
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
 pub struct Health {
     /// Always `ok`.
     pub status: &'static str,
 }
 
 /// The process is up.
-#[utoipa::path(tag = "system", responses((status = 200, description = "Up", body = Health)))]
+///
+/// Role: public (no token).
+#[utoipa::path(extensions(("x-required-roles" = json!([]))), tag = "system", responses((status = 200, description = "Up", body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
 }
 
 /// The database answers.
+///
+/// Role: public (no token).
 #[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
     tag = "system",
     responses(
         (status = 200, description = "Ready to serve", body = Health),
@@ -45,7 +51,16 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<web::Json<Health>> 
 }
 
 /// This API's OpenAPI description.
-#[utoipa::path(tag = "system", responses((status = 200, description = "OpenAPI 3.1 YAML", content_type = "application/yaml", body = String)))]
+///
+/// Role: public (no token).
+#[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
+    tag = "system",
+    responses(
+        (status = 200, description = "OpenAPI 3.1 YAML", content_type = "application/yaml", body = String,
+         example = "openapi: 3.1.0\ninfo:\n  title: jifen API\n  version: 0.1.0\npaths:\n  /healthz:\n    get:\n      summary: The process is up.\n"),
+    )
+)]
 #[get("/openapi.yaml")]
 pub async fn openapi_yaml(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("application/yaml").body(state.openapi_yaml.clone())
@@ -57,7 +72,16 @@ style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; c
 
 /// An interactive reference of this API (Scalar), with everything it needs served by
 /// this binary: it works offline and behind firewalls that block CDNs.
-#[utoipa::path(tag = "system", responses((status = 200, description = "The reference page", content_type = "text/html", body = String)))]
+///
+/// Role: public (no token).
+#[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
+    tag = "system",
+    responses(
+        (status = 200, description = "The reference page", content_type = "text/html", body = String,
+         example = "<!doctype html>\n<html>\n<head><title>Scalar API Reference</title></head>\n<body><script id=\"api-reference\"></script><script src=\"/docs/scalar.js\"></script></body>\n</html>\n"),
+    )
+)]
 #[get("/docs")]
 pub async fn docs() -> HttpResponse {
     let configuration = serde_json::json!({
@@ -73,10 +97,14 @@ pub async fn docs() -> HttpResponse {
 }
 
 /// The script of the reference page, built into the binary.
+///
+/// Role: public (no token).
 #[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
     tag = "system",
     responses(
-        (status = 200, description = "JavaScript", content_type = "text/javascript", body = String),
+        (status = 200, description = "JavaScript", content_type = "text/javascript", body = String,
+         example = "/* Scalar API reference */\n(function () { /* ... */ })();\n"),
         (status = 500, description = "`internal_error`: the build lacks the script", body = Problem, content_type = "application/problem+json"),
     )
 )]

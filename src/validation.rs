@@ -5,7 +5,53 @@ use crate::error::ApiError;
 use crate::units::model::Household;
 
 pub const MAX_NAME_CHARS: usize = 100;
-const MAX_HOUSEHOLD_FIELD_CHARS: usize = 50;
+pub const MAX_HOUSEHOLD_FIELD_CHARS: usize = 50;
+
+/// White space as `str::trim` removes it (Unicode White_Space), spelled out: `\s`
+/// means other sets in other regex dialects, and clients use all of them.
+const WHITE_SPACE: &str = r"\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+const CONTROL: &str = r"\x00-\x1F\x7F-\x9F";
+const CONTROL_BUT_LINE_BREAKS: &str = r"\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F";
+
+/// A text field as the contract marks it (`x-text` on its schema): the checks of
+/// [`text`], [`multiline_text`] or [`optional_text`], for [`TextRule::pattern`].
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextRule {
+    pub max_chars: usize,
+    /// Line breaks and tabs allowed inside ([`multiline_text`]).
+    #[serde(default)]
+    pub multiline: bool,
+    /// Blank counts as absent ([`optional_text`]).
+    #[serde(default)]
+    pub blank_is_absent: bool,
+    /// An http(s) URL without white space ([`url`]).
+    #[serde(default)]
+    pub url: bool,
+}
+
+impl TextRule {
+    /// The JSON Schema pattern that matches exactly what the server accepts: white
+    /// space at the ends is trimmed, so only the rest counts against `max_chars`,
+    /// which `maxLength` (counting everything) could not say.
+    pub fn pattern(&self) -> String {
+        let inside = if self.multiline { CONTROL_BUT_LINE_BREAKS } else { CONTROL };
+        let edge = format!("[^{CONTROL}{WHITE_SPACE}]");
+        let trimmed = match self.max_chars {
+            max if self.url => {
+                let rest = |scheme: &str| max.saturating_sub(scheme.len());
+                let (http, https) = (rest("http://"), rest("https://"));
+                format!(
+                    "(?:http://[^{CONTROL}{WHITE_SPACE}]{{0,{http}}}|https://[^{CONTROL}{WHITE_SPACE}]{{0,{https}}})"
+                )
+            }
+            0 | 1 => edge,
+            max => format!("{edge}(?:[^{inside}]{{0,{}}}{edge})?", max - 2),
+        };
+        let trimmed = if self.blank_is_absent { format!("(?:{trimmed})?") } else { trimmed };
+        format!("^[{WHITE_SPACE}]*{trimmed}[{WHITE_SPACE}]*$")
+    }
+}
 
 /// Usernames are compared case-insensitively: stored lower-cased.
 pub fn username(input: &str) -> Result<String, ApiError> {
@@ -48,6 +94,15 @@ pub fn optional_text(field: &str, input: Option<&str>, max_chars: usize) -> Resu
     }
 }
 
+/// An optional http(s) URL of at most `max_chars` characters; blank counts as absent.
+pub fn url(field: &str, input: Option<&str>, max_chars: usize) -> Result<Option<String>, ApiError> {
+    let Some(url) = optional_text(field, input, max_chars)? else { return Ok(None) };
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(char::is_whitespace) {
+        return Err(ApiError::validation(format!("{field} must be an http(s) URL")));
+    }
+    Ok(Some(url))
+}
+
 pub fn phone(input: Option<&str>) -> Result<Option<String>, ApiError> {
     let Some(phone) = input.map(str::trim).filter(|p| !p.is_empty()) else {
         return Ok(None);
@@ -83,4 +138,68 @@ where
     T: serde::Deserialize<'de>,
 {
     serde::Deserialize::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_patterns_match_exactly_what_the_checks_accept() {
+        let samples = [
+            "",
+            " ",
+            "\t \n",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            " abc ",
+            "\ta\r\n",
+            "a b",
+            "a\nb",
+            "a\tb",
+            "a\u{0}b",
+            "\u{85}x",
+            "x\u{9f}",
+            "\u{1c}x",
+            "\u{feff}",
+            "\u{3000}福寓苑\u{3000}",
+            "a\u{2028}b",
+            "\u{2028}",
+            "清理 楼道",
+        ];
+        for max_chars in [1, 2, 3] {
+            for (multiline, blank_is_absent) in [(false, false), (true, false), (false, true)] {
+                let rule = TextRule { max_chars, multiline, blank_is_absent, url: false };
+                let pattern = regex::Regex::new(&rule.pattern()).unwrap();
+                for sample in samples {
+                    let accepted = match (multiline, blank_is_absent) {
+                        (true, _) => multiline_text("f", sample, max_chars).is_ok(),
+                        (false, true) => optional_text("f", Some(sample), max_chars).is_ok(),
+                        (false, false) => text("f", sample, max_chars).is_ok(),
+                    };
+                    assert_eq!(pattern.is_match(sample), accepted, "{sample:?} under {rule:?}");
+                }
+            }
+        }
+        let rule = TextRule { max_chars: 12, multiline: false, blank_is_absent: true, url: true };
+        let pattern = regex::Regex::new(&rule.pattern()).unwrap();
+        for sample in [
+            "",
+            " ",
+            "http://",
+            "http://a.cn",
+            " https://a.c ",
+            "https://a.cn",
+            "https://a.cn/",
+            "http://a b",
+            "ftp://a.cn",
+            "http://a.cn/x\u{0}",
+            "http://\u{3000}",
+        ] {
+            let accepted = url("f", Some(sample), 12).is_ok();
+            assert_eq!(pattern.is_match(sample), accepted, "{sample:?} under {rule:?}");
+        }
+    }
 }

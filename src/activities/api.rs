@@ -107,12 +107,16 @@ impl ActivityResponse {
     "status": "published"
 }))]
 pub struct CreateActivityRequest {
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub title: String,
     #[serde(default)]
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::activities::service::MAX_TEXT_CHARS, "blank_is_absent": true}))))]
     pub description: String,
     #[serde(default)]
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS, "blank_is_absent": true}))))]
     pub location: String,
     /// An active `earn` rule of the community.
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::ledger::api::MAX_RULE_CODE_CHARS}))))]
     pub rule_code: String,
     /// Within the rule's range; default: the rule's default points.
     #[schema(minimum = 1, maximum = 1000000)]
@@ -132,8 +136,11 @@ pub struct CreateActivityRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"status": "published"}))]
 pub struct UpdateActivityRequest {
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub title: Option<String>,
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::activities::service::MAX_TEXT_CHARS, "multiline": true}))))]
     pub description: Option<String>,
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub location: Option<String>,
     #[schema(minimum = 1, maximum = 1000000)]
     pub points: Option<i64>,
@@ -162,6 +169,7 @@ pub enum When {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ActivityListQuery {
+    #[param(inline)]
     pub when: Option<When>,
     pub category: Option<RuleCategory>,
     /// Staff only; residents see published and completed activities.

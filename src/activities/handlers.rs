@@ -15,7 +15,10 @@ use crate::pagination::Page;
 use crate::startup::AppState;
 
 /// Activities in start order: residents see published and completed ones, staff all.
+///
+/// Role: any role on the community; drafts and cancelled activities are shown to staff and admins only.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "activities",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ActivityListQuery),
@@ -37,7 +40,10 @@ pub async fn list_activities(
 }
 
 /// Create an activity (staff), as a draft or published at once.
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "activities",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
@@ -66,7 +72,10 @@ pub async fn create_activity(
 }
 
 /// One activity, with the caller's own sign-up.
+///
+/// Role: any role on the community; drafts and cancelled activities are shown to staff and admins only.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "activities",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity")),
@@ -87,7 +96,10 @@ pub async fn get_activity(
 }
 
 /// Change an activity, publish or cancel it (staff). Completed and cancelled activities do not change.
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "activities",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity")),
@@ -114,7 +126,10 @@ pub async fn update_activity(
 }
 
 /// Sign up for a published activity (an active resident, for themself), within its capacity.
+///
+/// Role: resident of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["resident"]))),
     tag = "activities",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
@@ -142,7 +157,10 @@ pub async fn sign_up(
 }
 
 /// Withdraw the caller's sign-up (not after checking in).
+///
+/// Role: resident of the community, for their own sign-up.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["resident"]))),
     tag = "activities",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity")),
@@ -164,7 +182,10 @@ pub async fn withdraw(
 }
 
 /// The current check-in code (staff), to show on screen or as a QR code.
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "activities",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity")),
@@ -188,7 +209,10 @@ pub async fn check_in_code(
 /// Check in: a resident with the code on the screen, or staff for a resident (paper sheets).
 ///
 /// A resident who did not sign up is signed up on the spot, within the capacity. One check-in per resident.
+///
+/// Role: resident of the community with the code; staff or admin of the community with `user_id`.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "resident"]))),
     tag = "activities",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
@@ -222,7 +246,10 @@ pub async fn check_in(
 /// given attendees, in one ledger transaction linked to the activity. Pays nobody twice.
 ///
 /// Requires `Idempotency-Key`.
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "activities",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity"), ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
@@ -253,7 +280,10 @@ pub async fn complete(
 }
 
 /// Each resident's sign-up, check-in and award (staff).
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "activities",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("activity_id" = Uuid, Path, description = "The activity"), ParticipantListQuery),

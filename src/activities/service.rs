@@ -34,7 +34,7 @@ const CODE_WINDOW_SECONDS: i64 = 300;
 const CODE_LENGTH: usize = 6;
 /// Check-in opens this long before the start and closes this long after the end.
 const CHECK_IN_MARGIN: Duration = Duration::minutes(30);
-const MAX_TEXT_CHARS: usize = 2_000;
+pub const MAX_TEXT_CHARS: usize = 2_000;
 
 fn activity_location(activity: &Activity) -> String {
     format!("/api/v1/communities/{}/activities/{}", activity.community_id, activity.id)

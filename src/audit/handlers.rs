@@ -14,7 +14,10 @@ use crate::startup::AppState;
 ///
 /// A record is written in the same transaction as the change it describes; a refused or
 /// failed request is recorded just after it is answered. Records are never changed or deleted.
+///
+/// Role: auditor or admin of a unit: the records of the units where the caller holds that role, and of those below.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "auditor"]))),
     tag = "audit",
     security(("bearer" = [])),
     params(AuditLogQuery),

@@ -13,6 +13,7 @@ use crate::validation::nullable;
 #[schema(example = json!({"username": "admin", "password": "correct horse battery"}))]
 pub struct LoginRequest {
     pub username: String,
+    #[schema(max_length = 128)]
     pub password: String,
 }
 
@@ -62,7 +63,9 @@ pub struct RegisterRequest {
     pub join_code: String,
     pub username: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub display_name: String,
     pub phone: Option<String>,
     pub household: Option<Household>,
@@ -72,6 +75,7 @@ pub struct RegisterRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"display_name": "张桂兰", "phone": "13800138000", "show_on_leaderboard": false}))]
 pub struct UpdateMeRequest {
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub display_name: Option<String>,
     /// null clears the phone number.
     #[serde(default, deserialize_with = "nullable")]
@@ -87,6 +91,7 @@ pub struct UpdateMeRequest {
 pub struct ChangePasswordRequest {
     pub current_password: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 

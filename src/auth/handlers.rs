@@ -16,7 +16,10 @@ use crate::startup::AppState;
 ///
 /// Unknown user, wrong password and locked account get the same answer. After 10
 /// consecutive failures an account is locked for 15 minutes.
+///
+/// Role: public (no token).
 #[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
     tag = "auth",
     request_body = LoginRequest,
     responses(
@@ -41,7 +44,10 @@ fn tokens(tokens: TokenResponse) -> HttpResponse {
 /// Each refresh token works once. Presenting it again within 30 seconds (a retry
 /// after a lost response) returns the same new pair; later, it revokes the whole
 /// session.
+///
+/// Role: public (no token); the refresh token is the credential.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
     tag = "auth",
     request_body = RefreshRequest,
     responses(
@@ -59,7 +65,10 @@ pub async fn refresh(
 }
 
 /// End a session: its refresh token and the access tokens issued with it stop working.
+///
+/// Role: public (no token); the refresh token is the credential.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
     tag = "auth",
     request_body = LogoutRequest,
     responses(
@@ -77,7 +86,10 @@ pub async fn logout(state: web::Data<AppState>, body: web::Json<LogoutRequest>) 
 ///
 /// The membership is `pending` until staff set it `active`. A pending resident can
 /// sign in and see their profile.
+///
+/// Role: public (no token); the join code names the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
     tag = "auth",
     request_body = RegisterRequest,
     responses(
@@ -94,7 +106,10 @@ pub async fn register(state: web::Data<AppState>, body: web::Json<RegisterReques
 }
 
 /// The caller's profile and role grants.
+///
+/// Role: any signed-in user.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
     tag = "me",
     security(("bearer" = [])),
     responses(
@@ -108,7 +123,10 @@ pub async fn me(principal: Principal) -> web::Json<MeResponse> {
 }
 
 /// Change the caller's display name, phone number or whether leaderboards name them.
+///
+/// Role: any signed-in user, for their own account.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
     tag = "me",
     security(("bearer" = [])),
     request_body = UpdateMeRequest,
@@ -128,7 +146,10 @@ pub async fn update_me(
 }
 
 /// Change the caller's password. Every session of the user ends: sign in again.
+///
+/// Role: any signed-in user, for their own account.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
     tag = "me",
     security(("bearer" = [])),
     request_body = ChangePasswordRequest,

@@ -10,6 +10,7 @@ use crate::claims::model::{Claim, ClaimStatus};
 pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
 pub const MAX_EVIDENCE_ITEMS: usize = 10;
 pub const MAX_EVIDENCE_CHARS: usize = 500;
+pub const MAX_REASON_CHARS: usize = 500;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -21,13 +22,16 @@ pub const MAX_EVIDENCE_CHARS: usize = 500;
 }))]
 pub struct CreateClaimRequest {
     /// An active `earn` rule of the community.
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::ledger::api::MAX_RULE_CODE_CHARS}))))]
     pub rule_code: String,
     /// 1 to 1,000 characters.
+    #[schema(extensions(("x-text" = json!({"max_chars": MAX_DESCRIPTION_CHARS, "multiline": true}))))]
     pub description: String,
     /// When it happened; not in the future.
     pub occurred_at: DateTime<Utc>,
     /// Up to 10 links or short notes (each up to 500 characters).
     #[serde(default)]
+    #[schema(extensions(("x-text" = json!({"max_chars": MAX_EVIDENCE_CHARS}))))]
     pub evidence: Vec<String>,
 }
 
@@ -45,6 +49,7 @@ pub struct ApprovalRequest {
 #[schema(example = json!({"reason": "未能核实，请补充照片"}))]
 pub struct RejectionRequest {
     /// Shown to the resident.
+    #[schema(extensions(("x-text" = json!({"max_chars": MAX_REASON_CHARS, "multiline": true}))))]
     pub reason: String,
 }
 

@@ -12,7 +12,10 @@ use crate::pagination::Page;
 use crate::startup::AppState;
 
 /// File a claim for a good deed (an active resident of the community).
+///
+/// Role: resident of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["resident"]))),
     tag = "claims",
     security(("bearer" = [])),
     params(
@@ -45,7 +48,10 @@ pub async fn create_claim(
 }
 
 /// Claims, oldest first: staff and auditors see the community's (the review queue), residents their own.
+///
+/// Role: any role on the community: staff, auditors and admins see every claim, a resident their own.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "claims",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ClaimListQuery),
@@ -68,7 +74,10 @@ pub async fn list_claims(
 }
 
 /// One claim (staff and auditors; residents their own).
+///
+/// Role: any role on the community: staff, auditors and admins see every claim, a resident their own.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "claims",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("claim_id" = Uuid, Path, description = "The claim")),
@@ -91,7 +100,10 @@ pub async fn get_claim(
 /// Approve a claim (staff): awards its points through the ledger, exactly once.
 ///
 /// Requires `Idempotency-Key`. Staff may not approve their own claims or their household's.
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "claims",
     security(("bearer" = [])),
     params(
@@ -125,7 +137,10 @@ pub async fn approve_claim(
 }
 
 /// Reject a claim with a reason the resident will see (staff).
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "claims",
     security(("bearer" = [])),
     params(

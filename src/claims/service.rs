@@ -8,7 +8,7 @@ use crate::auth::model::User;
 use crate::auth::principal::Principal;
 use crate::claims::api::{
     ApprovalRequest, ClaimListQuery, ClaimResponse, CreateClaimRequest, MAX_DESCRIPTION_CHARS, MAX_EVIDENCE_CHARS,
-    MAX_EVIDENCE_ITEMS, RejectionRequest,
+    MAX_EVIDENCE_ITEMS, MAX_REASON_CHARS, RejectionRequest,
 };
 use crate::claims::model::{Claim, ClaimFilter, ClaimStatus, Decision};
 use crate::db::{DbConnection, new_id};
@@ -205,7 +205,7 @@ pub async fn reject(
     claim_id: String,
     request: RejectionRequest,
 ) -> ApiResult<HttpResponse> {
-    let reason = validation::multiline_text("reason", &request.reason, 500)?;
+    let reason = validation::multiline_text("reason", &request.reason, MAX_REASON_CHARS)?;
     let now = state.clock.now();
     let principal = check_access(state, principal, community_id.clone(), is_staff, "decide claims").await?;
     idempotency::write(&state.db, scope, now, move |conn| {

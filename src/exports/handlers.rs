@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::principal::Principal;
 use crate::error::{ApiResult, Problem};
-use crate::exports::api::ExportQuery;
+use crate::exports::api::{ExportQuery, LEDGER_CSV_EXAMPLE, PARTICIPATION_CSV_EXAMPLE, REDEMPTIONS_CSV_EXAMPLE};
 use crate::exports::service;
 use crate::startup::AppState;
 
@@ -26,7 +26,10 @@ use crate::startup::AppState;
 /// snapshot: the file holds exactly the transactions up to that head (within `from`/`to`).
 /// A text cell starting with `=`, `+`, `-`, `@`, tab, CR, LF or `'` has one `'` put in front
 /// (against formula injection); remove it to get the stored text. RFC 4180, CRLF line ends.
+///
+/// Role: staff, auditor or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor"]))),
     tag = "exports",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ExportQuery),
@@ -35,7 +38,7 @@ use crate::startup::AppState;
             ("Content-Disposition" = String, description = "`attachment; filename=\"jifen-ledger-<community id>-<yyyymmdd>.csv\"`"),
             ("X-Jifen-Chain-Sequence" = i64, description = "Sequence of the chain head the file was read at"),
             ("X-Jifen-Chain-Hash" = String, description = "Hash of that head"),
-        )),
+        ), example = json!(LEDGER_CSV_EXAMPLE)),
         (status = 400, description = "`validation_failed`: a bad `from`, `to` or `bom`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not staff, auditor or admin of the community", body = Problem, content_type = "application/problem+json"),
@@ -57,14 +60,17 @@ pub async fn export_community_ledger(
 /// Columns: `redemption_id`, `created_at`, `resident_id`, `resident_name`, `reward_id`, `reward_name`,
 /// `quantity`, `points`, `status`, `ordered_by`, `resolved_by`, `resolved_at`, `hold_transaction_id`,
 /// `settle_transaction_id`. Never the pickup codes. `from`/`to` select by order time.
+///
+/// Role: staff, auditor or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor"]))),
     tag = "exports",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ExportQuery),
     responses(
         (status = 200, description = "The CSV file, streamed", body = String, content_type = "text/csv", headers(
             ("Content-Disposition" = String, description = "`attachment; filename=\"jifen-redemptions-<community id>-<yyyymmdd>.csv\"`"),
-        )),
+        ), example = json!(REDEMPTIONS_CSV_EXAMPLE)),
         (status = 400, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not staff, auditor or admin of the community", body = Problem, content_type = "application/problem+json"),
@@ -86,14 +92,17 @@ pub async fn export_redemptions(
 /// Columns: `activity_id`, `activity_title`, `starts_at`, `ends_at`, `activity_points`, `activity_status`,
 /// `resident_id`, `resident_name`, `registered_at`, `checked_in_at`, `check_in_method`.
 /// `from`/`to` select by registration time.
+///
+/// Role: staff, auditor or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor"]))),
     tag = "exports",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ExportQuery),
     responses(
         (status = 200, description = "The CSV file, streamed", body = String, content_type = "text/csv", headers(
             ("Content-Disposition" = String, description = "`attachment; filename=\"jifen-participation-<community id>-<yyyymmdd>.csv\"`"),
-        )),
+        ), example = json!(PARTICIPATION_CSV_EXAMPLE)),
         (status = 400, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not staff, auditor or admin of the community", body = Problem, content_type = "application/problem+json"),
@@ -116,14 +125,17 @@ pub async fn export_participation(
 /// The columns of the community ledger export, communities one after the other (in unit-path
 /// order), each in chain order and up to its head at the moment of the export; every row names
 /// its community. No chain headers: each community's head is its last transaction's `sequence` and `hash`.
+///
+/// Role: auditor or admin of the unit.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "auditor"]))),
     tag = "exports",
     security(("bearer" = [])),
     params(("unit_id" = Uuid, Path, description = "The street, district or other unit"), ExportQuery),
     responses(
         (status = 200, description = "The CSV file, streamed", body = String, content_type = "text/csv", headers(
             ("Content-Disposition" = String, description = "`attachment; filename=\"jifen-ledger-<unit id>-<yyyymmdd>.csv\"`"),
-        )),
+        ), example = json!(LEDGER_CSV_EXAMPLE)),
         (status = 400, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not an auditor or admin of the unit", body = Problem, content_type = "application/problem+json"),

@@ -35,8 +35,10 @@ pub struct AwardLine {
 }))]
 pub struct AwardRequest {
     /// An active `earn` rule of the community; its range and caps apply to every line.
+    #[schema(extensions(("x-text" = json!({"max_chars": MAX_RULE_CODE_CHARS}))))]
     pub rule_code: String,
     /// 1 to 500 characters: why the points are given.
+    #[schema(extensions(("x-text" = json!({"max_chars": MAX_MEMO_CHARS, "multiline": true}))))]
     pub memo: String,
     /// 1 to 1,000 residents, each once.
     pub awards: Vec<AwardLine>,
@@ -56,7 +58,9 @@ pub struct DeductionRequest {
     #[schema(minimum = 1, maximum = 1000000)]
     pub points: Option<i64>,
     /// An active `deduct` rule of the community.
+    #[schema(extensions(("x-text" = json!({"max_chars": MAX_RULE_CODE_CHARS}))))]
     pub rule_code: String,
+    #[schema(extensions(("x-text" = json!({"max_chars": MAX_MEMO_CHARS, "multiline": true}))))]
     pub memo: String,
 }
 
@@ -65,6 +69,7 @@ pub struct DeductionRequest {
 #[schema(example = json!({"memo": "recorded for the wrong resident"}))]
 pub struct ReversalRequest {
     /// Why the transaction is being reversed.
+    #[schema(extensions(("x-text" = json!({"max_chars": MAX_MEMO_CHARS, "multiline": true}))))]
     pub memo: String,
 }
 

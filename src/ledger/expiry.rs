@@ -17,6 +17,7 @@ pub enum ExpiryPolicy {
     /// Points earned on a local date D expire at the local midnight that ends day D + `days`.
     Days {
         /// 1 to 3650.
+        #[schema(minimum = 1, maximum = 3650)]
         days: i32,
     },
     /// Points earned in local year Y expire at the end of year Y + 1 (a common 积分 rule).

@@ -18,7 +18,10 @@ use crate::startup::AppState;
 ///
 /// Requires `Idempotency-Key`: a retry with the same key and body replays the first answer
 /// (`Idempotent-Replayed: true`) and awards nothing twice.
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "ledger",
     security(("bearer" = [])),
     params(
@@ -50,7 +53,10 @@ pub async fn award(
 }
 
 /// Deduct points from a resident for breaking the convention (staff). Never takes a balance below zero.
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "ledger",
     security(("bearer" = [])),
     params(
@@ -86,7 +92,10 @@ pub async fn deduct(
 /// Reversing an award takes back what is left of those very points first, then from the
 /// rest of the balance; if the balance cannot cover it, nothing happens (409 `insufficient_points`).
 /// A transaction is reversed at most once; a reversal cannot itself be reversed.
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "ledger",
     security(("bearer" = [])),
     params(
@@ -121,7 +130,10 @@ pub async fn reverse(
 }
 
 /// The community's transactions, newest first (staff and auditors: all; residents: their own).
+///
+/// Role: any role on the community: staff, auditors and admins see every transaction, a resident only their own.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "ledger",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), TransactionListQuery),
@@ -146,7 +158,10 @@ pub async fn list_transactions(
 }
 
 /// One transaction with its postings, chain sequence and hash.
+///
+/// Role: any role on the community: staff, auditors and admins see every transaction, a resident only those of their own account.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "ledger",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("transaction_id" = Uuid, Path, description = "The transaction")),
@@ -169,7 +184,10 @@ pub async fn get_transaction(
 }
 
 /// The caller's own points in this community.
+///
+/// Role: resident of the community (the caller's own account; without one the answer is 404).
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["resident"]))),
     tag = "ledger",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community")),
@@ -189,7 +207,10 @@ pub async fn my_account(
 }
 
 /// A resident's points (the resident themself, staff and auditors).
+///
+/// Role: staff, auditor or admin of the community for any resident; a resident for their own account only.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "ledger",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("user_id" = Uuid, Path, description = "The resident")),
@@ -213,7 +234,10 @@ pub async fn account(
 ///
 /// Reports whether every transaction still matches its hash, the first that does not,
 /// and the head (sequence and hash): the checkpoint to write down and compare next time.
+///
+/// Role: auditor or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "auditor"]))),
     tag = "ledger",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community")),

@@ -14,7 +14,10 @@ use crate::startup::AppState;
 /// Order a reward: its points are held (out of the soonest-expiring lots) until the handover.
 ///
 /// An active resident orders for themself; staff may order for a resident (`user_id`). Requires `Idempotency-Key`.
+///
+/// Role: resident of the community, for themself; staff or admin of the community, for a resident (`user_id`).
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "resident"]))),
     tag = "redemptions",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, e.g. a UUID; reuse it when retrying", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
@@ -43,7 +46,10 @@ pub async fn order(
 }
 
 /// Orders, oldest first: staff and auditors see all (and look one up by `pickup_code`), residents their own.
+///
+/// Role: any role on the community: staff, auditors and admins see every order, a resident their own.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "redemptions",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), RedemptionListQuery),
@@ -66,7 +72,10 @@ pub async fn list_redemptions(
 }
 
 /// One order (staff and auditors; residents their own).
+///
+/// Role: any role on the community: staff, auditors and admins see every order, a resident their own.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "redemptions",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("redemption_id" = Uuid, Path, description = "The order")),
@@ -87,7 +96,10 @@ pub async fn get_redemption(
 }
 
 /// Hand the reward over (staff), checking the resident's pickup code: the held points are spent.
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "redemptions",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("redemption_id" = Uuid, Path, description = "The order"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
@@ -119,7 +131,10 @@ pub async fn fulfil(
 }
 
 /// Cancel a pending order (the resident, or staff): the points go back to the lots they came from, and the stock back to the shelf.
+///
+/// Role: staff or admin of the community, or the resident who ordered.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "resident"]))),
     tag = "redemptions",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("redemption_id" = Uuid, Path, description = "The order"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),

@@ -15,7 +15,10 @@ use crate::startup::AppState;
 /// Earned means awarded less reversals of awards, both counted when made; deductions are shown
 /// separately and never lower it. Equal points share a rank (1, 1, 3). Residents who opted out
 /// (`PATCH /me`) are masked (e.g. 张**) to other residents, not to staff, auditors or themselves.
+///
+/// Role: any role on the community; residents see those who opted out masked, and no phone numbers or households.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "reports",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), LeaderboardQuery),
@@ -38,7 +41,10 @@ pub async fn leaderboard(
 
 /// A community's figures per day, week or month of its calendar, for the staff dashboard
 /// (staff, auditors, admins).
+///
+/// Role: staff, auditor or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor"]))),
     tag = "reports",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), StatsQuery),
@@ -64,7 +70,10 @@ pub async fn community_stats(
 ///
 /// Buckets follow the communities' time zone if they share one, else UTC. Top rules and
 /// rewards are per community (codes and catalogues are each community's own).
+///
+/// Role: staff, auditor or admin of the unit.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor"]))),
     tag = "reports",
     security(("bearer" = [])),
     params(("unit_id" = Uuid, Path, description = "The street or district (a community gives its own figures)"), StatsQuery),

@@ -80,10 +80,13 @@ impl From<Reward> for RewardResponse {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "洗衣液 2kg", "description": "蓝月亮", "cost": 120, "stock": 30, "limit_per_resident": {"count": 1, "period": "month"}}))]
 pub struct CreateRewardRequest {
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub name: String,
     #[serde(default)]
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::rewards::service::MAX_DESCRIPTION_CHARS, "blank_is_absent": true}))))]
     pub description: String,
     /// An https URL of a picture.
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::rewards::service::MAX_IMAGE_URL_CHARS, "blank_is_absent": true, "url": true}))))]
     pub image_url: Option<String>,
     /// 1 to 1,000,000 points per item.
     #[schema(minimum = 1, maximum = 1000000)]
@@ -102,10 +105,13 @@ pub struct CreateRewardRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"stock": 50, "active": true}))]
 pub struct UpdateRewardRequest {
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub name: Option<String>,
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::rewards::service::MAX_DESCRIPTION_CHARS, "blank_is_absent": true}))))]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::rewards::service::MAX_IMAGE_URL_CHARS, "blank_is_absent": true, "url": true}))))]
     pub image_url: Option<Option<String>>,
     #[schema(minimum = 1, maximum = 1000000)]
     pub cost: Option<i64>,

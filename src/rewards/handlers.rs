@@ -12,7 +12,10 @@ use crate::rewards::service;
 use crate::startup::AppState;
 
 /// The catalogue: staff see all of it, residents what is active and available now.
+///
+/// Role: any role on the community; residents and auditors see only the rewards on offer now.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "rewards",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), RewardListQuery),
@@ -34,7 +37,10 @@ pub async fn list_rewards(
 }
 
 /// Add a reward to the catalogue (staff).
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "rewards",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry with the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
@@ -63,7 +69,10 @@ pub async fn create_reward(
 }
 
 /// One reward (residents: only while it is on offer).
+///
+/// Role: any role on the community; residents and auditors see only the rewards on offer now.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "rewards",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("reward_id" = Uuid, Path, description = "The reward")),
@@ -84,7 +93,10 @@ pub async fn get_reward(
 }
 
 /// Change a reward: price, stock, limits, availability (staff).
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "rewards",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("reward_id" = Uuid, Path, description = "The reward")),

@@ -19,7 +19,8 @@ use crate::rewards::model::{Reward, RewardChanges};
 use crate::startup::AppState;
 use crate::validation::{self, MAX_NAME_CHARS};
 
-const MAX_DESCRIPTION_CHARS: usize = 2_000;
+pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
+pub const MAX_IMAGE_URL_CHARS: usize = 500;
 const MAX_STOCK: i32 = 1_000_000;
 
 fn validate_cost(cost: i64) -> ApiResult<i64> {
@@ -49,11 +50,7 @@ fn validate_limit(limit: Option<PerResidentLimit>) -> ApiResult<(Option<i32>, Op
 }
 
 fn validate_image_url(url: Option<&str>) -> ApiResult<Option<String>> {
-    let Some(url) = validation::optional_text("image_url", url, 500)? else { return Ok(None) };
-    if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(char::is_whitespace) {
-        return Err(ApiError::validation("image_url must be an http(s) URL"));
-    }
-    Ok(Some(url))
+    validation::url("image_url", url, MAX_IMAGE_URL_CHARS)
 }
 
 fn validate_window(from: Option<NaiveDateTime>, until: Option<NaiveDateTime>) -> ApiResult<()> {

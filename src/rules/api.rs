@@ -85,7 +85,9 @@ impl From<Rule> for RuleResponse {
 }))]
 pub struct CreateRuleRequest {
     /// 1 to 64 characters: lower-case letters, digits and `_`. Cannot be changed later.
+    #[schema(pattern = r"^[a-z0-9_]{1,64}$")]
     pub code: String,
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub name: String,
     pub category: RuleCategory,
     pub direction: RuleDirection,
@@ -112,6 +114,7 @@ pub struct CreateRuleRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"default_points": 12, "daily_cap": null, "active": true}))]
 pub struct UpdateRuleRequest {
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub name: Option<String>,
     pub category: Option<RuleCategory>,
     #[schema(minimum = 1, maximum = 1000000)]

@@ -12,7 +12,10 @@ use crate::rules::service;
 use crate::startup::AppState;
 
 /// The community's point rules (everyone in the community), in code order.
+///
+/// Role: any role on the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "rules",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), RuleListQuery),
@@ -34,7 +37,10 @@ pub async fn list_rules(
 }
 
 /// Add a rule (staff).
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "rules",
     security(("bearer" = [])),
     params(
@@ -66,7 +72,10 @@ pub async fn create_rule(
 }
 
 /// Change a rule (staff). Its code stays; past transactions keep citing it.
+///
+/// Role: staff or admin of the community.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "rules",
     security(("bearer" = [])),
     params(("community_id" = Uuid, Path, description = "The community"), ("rule_id" = Uuid, Path, description = "The rule")),

@@ -2,13 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::model::User;
 use crate::ledger::expiry::ExpiryPolicy;
 use crate::units::model::{Household, Membership, MembershipStatus, Role, Roles, Unit, UnitKind};
-use crate::validation::nullable;
+use crate::validation::{MAX_NAME_CHARS, TextRule, nullable};
 
 /// A unit in brief, as shown inside other objects.
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,6 +90,7 @@ pub struct CreateUnitRequest {
     /// `district`, `street` or `community` (a district sits under the platform, a street under a district, a community under a street).
     pub kind: UnitKind,
     /// 1 to 100 characters, unique among the parent's children.
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub name: String,
     /// Required except for districts, whose parent is the platform.
     pub parent_id: Option<Uuid>,
@@ -108,6 +110,7 @@ pub struct CreateUnitRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "福寓苑社区", "regenerate_join_code": true}))]
 pub struct UpdateUnitRequest {
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub name: Option<String>,
     /// Communities only.
     pub timezone: Option<String>,
@@ -199,9 +202,11 @@ impl MemberResponse {
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub display_name: String,
     pub phone: Option<String>,
     /// 8 to 128 characters; omit to have one generated and returned once as `initial_password`.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
 }
 
@@ -238,6 +243,12 @@ pub struct UpdateMemberRequest {
     pub household: Option<Option<Household>>,
 }
 
+/// What the search in members accepts: up to a name's length, blank for none.
+fn search_schema() -> Object {
+    let rule = TextRule { max_chars: MAX_NAME_CHARS, multiline: false, blank_is_absent: true, url: false };
+    ObjectBuilder::new().schema_type(Type::String).pattern(Some(rule.pattern())).build()
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -246,6 +257,7 @@ pub struct MemberListQuery {
     pub role: Option<Role>,
     pub status: Option<MembershipStatus>,
     /// Search in display name and username (case-insensitive substring).
+    #[param(schema_with = search_schema)]
     pub q: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]

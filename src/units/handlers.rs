@@ -15,7 +15,10 @@ use crate::units::api::{
 use crate::units::service;
 
 /// Create a district, street or community (admins of the parent unit).
+///
+/// Role: admin of the parent unit (of the platform, for a district).
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin"]))),
     tag = "units",
     security(("bearer" = [])),
     request_body = CreateUnitRequest,
@@ -42,7 +45,10 @@ pub async fn create_unit(
 }
 
 /// The units the caller can see: those they hold a role on, and every unit below them.
+///
+/// Role: any signed-in user; the list holds the units on which the caller has a role, and the units below them.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!([]))),
     tag = "units",
     security(("bearer" = [])),
     params(UnitListQuery),
@@ -62,7 +68,10 @@ pub async fn list_units(
 }
 
 /// One unit.
+///
+/// Role: any role on the unit.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor", "resident"]))),
     tag = "units",
     security(("bearer" = [])),
     params(("unit_id" = Uuid, Path, description = "The unit")),
@@ -82,7 +91,10 @@ pub async fn get_unit(
 }
 
 /// Rename a unit, change a community's time zone or issue it a new join code (admins of the parent unit).
+///
+/// Role: admin of the unit's parent (an admin of the unit itself is not enough; the platform is changed by its own admins).
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin"]))),
     tag = "units",
     security(("bearer" = [])),
     params(("unit_id" = Uuid, Path, description = "The unit")),
@@ -109,7 +121,10 @@ pub async fn update_unit(
 /// Add a new or existing user to a unit with roles (staff: residents only; admins: any role).
 ///
 /// Members added here are active at once.
+///
+/// Role: staff or admin of the unit; staff may add residents only.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "members",
     security(("bearer" = [])),
     params(("unit_id" = Uuid, Path, description = "The unit")),
@@ -138,7 +153,10 @@ pub async fn add_member(
 }
 
 /// The members of a unit (staff, admins and auditors).
+///
+/// Role: staff, auditor or admin of the unit.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff", "auditor"]))),
     tag = "members",
     security(("bearer" = [])),
     params(("unit_id" = Uuid, Path, description = "The unit"), MemberListQuery),
@@ -161,7 +179,10 @@ pub async fn list_members(
 }
 
 /// Change a member's roles (admins), status or household (staff: residents only).
+///
+/// Role: staff or admin of the unit; staff may change resident-only memberships only, and nobody changes their own roles or status.
 #[utoipa::path(
+    extensions(("x-required-roles" = json!(["admin", "staff"]))),
     tag = "members",
     security(("bearer" = [])),
     params(("unit_id" = Uuid, Path, description = "The unit"), ("user_id" = Uuid, Path, description = "The member's user id")),

@@ -288,12 +288,16 @@ fn within_any(roots: &[String]) -> Box<dyn BoxableExpression<units::table, Multi
 #[serde(deny_unknown_fields)]
 pub struct Household {
     /// 小区, e.g. 煤气小区
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_HOUSEHOLD_FIELD_CHARS, "blank_is_absent": true}))))]
     pub compound: Option<String>,
     /// 楼栋, e.g. 3号楼
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_HOUSEHOLD_FIELD_CHARS, "blank_is_absent": true}))))]
     pub building: Option<String>,
     /// 单元
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_HOUSEHOLD_FIELD_CHARS, "blank_is_absent": true}))))]
     pub unit: Option<String>,
     /// 室
+    #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_HOUSEHOLD_FIELD_CHARS, "blank_is_absent": true}))))]
     pub room: Option<String>,
 }
 

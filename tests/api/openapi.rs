@@ -56,6 +56,90 @@ fn every_operation_is_documented_with_errors() {
     }
 }
 
+/// Every `$ref` names something the document holds.
+#[test]
+fn every_reference_resolves() {
+    fn check(spec: &Value, value: &Value) {
+        match value {
+            Value::Object(map) => {
+                if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
+                    let pointer = reference.strip_prefix('#').unwrap_or_else(|| panic!("{reference} is local"));
+                    assert!(spec.pointer(pointer).is_some(), "{reference} resolves");
+                }
+                map.values().for_each(|value| check(spec, value));
+            }
+            Value::Array(items) => items.iter().for_each(|value| check(spec, value)),
+            _ => {}
+        }
+    }
+    let spec: Value = serde_json::to_value(jifen::openapi::spec()).unwrap();
+    check(&spec, &spec);
+}
+
+/// Each operation of the contract, named by method and path.
+fn operations(spec: &Value) -> impl Iterator<Item = (String, &Value)> {
+    spec["paths"].as_object().unwrap().iter().flat_map(|(path, item)| {
+        item.as_object().unwrap().iter().map(move |(method, operation)| (format!("{method} {path}"), operation))
+    })
+}
+
+const ROLES: [&str; 4] = ["admin", "staff", "auditor", "resident"];
+
+/// Who may call each operation is stated twice, for people (`Role: ...` in the
+/// description) and for programs (`x-required-roles`), and the two agree.
+#[test]
+fn every_operation_states_who_may_call_it() {
+    let spec: Value = serde_json::to_value(jifen::openapi::spec()).unwrap();
+    for (name, operation) in operations(&spec) {
+        let description = operation["description"].as_str().unwrap_or_default();
+        let sentence = description.lines().find(|line| line.starts_with("Role: "));
+        let sentence = sentence.unwrap_or_else(|| panic!("{name} states its role in a `Role: ` line"));
+        let required = operation["x-required-roles"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} lists x-required-roles"))
+            .iter()
+            .map(|role| role.as_str().unwrap())
+            .collect::<Vec<_>>();
+        for role in &required {
+            assert!(ROLES.contains(role), "{name}: {role} is a role");
+            let named = sentence.contains(role) || sentence.contains("any role");
+            assert!(named, "{name}: `{sentence}` names {role}");
+        }
+        if operation.get("security").is_none() {
+            assert!(required.is_empty() && sentence.starts_with("Role: public"), "{name} is public");
+        } else {
+            assert!(!sentence.contains("public"), "{name} needs a token, so it is not public");
+        }
+    }
+}
+
+/// Every request body and every success answer with a body has an example, on
+/// the media type or on the schema it refers to.
+#[test]
+fn every_operation_has_an_example() {
+    let spec: Value = serde_json::to_value(jifen::openapi::spec()).unwrap();
+    let has_example = |media: &Value| {
+        let mut schema = &media["schema"];
+        while let Some(reference) = schema["$ref"].as_str() {
+            schema = &spec["components"]["schemas"][reference.rsplit('/').next().unwrap()];
+        }
+        [media, schema].iter().any(|value| value.get("example").is_some() || value.get("examples").is_some())
+    };
+    for (name, operation) in operations(&spec) {
+        if let Some(content) = operation["requestBody"]["content"].as_object() {
+            for (media_type, media) in content {
+                assert!(has_example(media), "{name}: the {media_type} request body has an example");
+            }
+        }
+        let responses = operation["responses"].as_object().unwrap();
+        for (status, response) in responses.iter().filter(|(status, _)| status.starts_with('2')) {
+            for (media_type, media) in response["content"].as_object().into_iter().flatten() {
+                assert!(has_example(media), "{name}: the {status} {media_type} answer has an example");
+            }
+        }
+    }
+}
+
 fn concrete(path: &str) -> String {
     path.split('/')
         .map(|segment| if segment.starts_with('{') { uuid::Uuid::now_v7().to_string() } else { segment.to_owned() })
