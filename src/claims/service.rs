@@ -4,7 +4,6 @@ use actix_web::HttpResponse;
 use chrono::Duration;
 use uuid::Uuid;
 
-use crate::auth::model::User;
 use crate::auth::principal::Principal;
 use crate::claims::api::{
     ApprovalRequest, ClaimListQuery, ClaimResponse, CreateClaimRequest, MAX_DESCRIPTION_CHARS, MAX_EVIDENCE_CHARS,
@@ -56,8 +55,10 @@ pub async fn create(
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, |roles| roles.resident, "file claims")?;
         let rule = resolve(conn, &community, &rule_code, RuleDirection::Earn)?;
-        // One resident's claims are filed one at a time, so the open-claims limit holds.
-        User::lock_for_update(conn, &principal.user.id)?;
+        // A community's claims are filed one at a time, so the open-claims limit holds. Its
+        // ledger lock, not the resident's user row: user rows are also locked by sign-ins, which
+        // commit in another writer lane, and two lanes must never wait on each other's batches.
+        LedgerHead::lock(conn, &community.id)?;
         let limit = community.max_open_claims.unwrap_or(DEFAULT_MAX_OPEN_CLAIMS);
         if Claim::open_count(conn, &community.id, &principal.user.id)? >= i64::from(limit) {
             return Err(ApiError::new(

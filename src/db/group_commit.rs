@@ -11,7 +11,11 @@
 //! SQLite admits one writer, so it has one lane. PostgreSQL has several, and a
 //! write's lane key (the community or unit it belongs to) picks the lane: all
 //! writes of one community queue in the same lane, so two open batches never
-//! wait for each other's ledger lock.
+//! wait for each other's locks. This holds because the rows a write locks belong
+//! to its community (ledger head, accounts, rewards); user rows are locked only by
+//! sign-ins and changes to one's own account, which all share the empty lane key.
+//! Should two batches still meet in a cycle (say, on a unique index), PostgreSQL
+//! breaks it, and only the write whose statement it cancels fails (503, retryable).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -27,7 +31,14 @@ use crate::error::ApiError;
 
 /// A batch is cut at this many writes, so that one burst cannot make the first
 /// write of the batch wait for hundreds behind it.
-const MAX_BATCH: usize = 64;
+const MAX_BATCH_SQLITE: usize = 64;
+/// PostgreSQL keeps the ids of 64 subtransactions per session in shared memory; past
+/// that, every other session's snapshot has to look them up on disk until the batch
+/// commits. A keyed write takes two savepoints, so batches stay well below.
+const MAX_BATCH_POSTGRES: usize = 16;
+/// Writes waiting per lane; beyond it a write is refused at once (503) rather than
+/// left to wait behind a queue the database cannot drain.
+const QUEUE_DEPTH: usize = 4096;
 
 /// One queued write, as its lane sees it.
 trait QueuedWrite: Send {
@@ -35,6 +46,9 @@ trait QueuedWrite: Send {
     fn run(&mut self, conn: &mut DbConnection);
     /// Answers the caller once the batch is over: `batch` is `Ok` if it committed.
     fn answer(self: Box<Self>, batch: Result<(), ApiError>);
+    /// The caller stopped waiting (its request timed out or the client went away):
+    /// it was answered with an error, so the write must not happen.
+    fn abandoned(&self) -> bool;
 }
 
 struct PendingWrite<T, F> {
@@ -61,16 +75,20 @@ where
             (Some(Err(refused)), _) => Err(refused),
             (Some(Ok(value)), Ok(())) => Ok(value),
             (Some(Ok(_)), Err(batch_failed)) => Err(batch_failed),
-            (None, batch) => Err(batch.err().unwrap_or_else(|| ApiError::internal("a queued write never ran"))),
+            (None, batch) => Err(batch.err().unwrap_or_else(|| ApiError::internal("a write did not complete"))),
         };
-        // The caller may have gone (a timed-out request); the write stands regardless.
+        // The caller may have gone since the write ran; the write stands regardless.
         let _ = self.reply.send(result);
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
     }
 }
 
 /// The writer threads of one database, each owning the queue of its lane.
 pub struct Lanes {
-    queues: Vec<mpsc::Sender<Box<dyn QueuedWrite>>>,
+    queues: Vec<mpsc::SyncSender<Box<dyn QueuedWrite>>>,
     counts: Arc<BatchCounts>,
 }
 
@@ -85,15 +103,16 @@ impl Lanes {
     /// Starts `count` writer threads. Each takes a connection from `pool` for each
     /// batch and gives it back after, so blocking writes (`write_blocking`) still get
     /// their turn. The threads end when the `Lanes` is dropped.
-    pub fn start(pool: &DbPool, count: usize) -> std::io::Result<Self> {
+    pub fn start(pool: &DbPool, is_sqlite: bool, count: usize) -> std::io::Result<Self> {
+        let max_batch = if is_sqlite { MAX_BATCH_SQLITE } else { MAX_BATCH_POSTGRES };
         let counts = Arc::new(BatchCounts::default());
-        let mut queues = Vec::with_capacity(count);
+        let mut queues = Vec::new();
         for lane in 0..count.max(1) {
-            let (queue, writes) = mpsc::channel();
+            let (queue, writes) = mpsc::sync_channel(QUEUE_DEPTH);
             let (pool, counts) = (pool.clone(), counts.clone());
             std::thread::Builder::new()
                 .name(format!("jifen-writer-{lane}"))
-                .spawn(move || run_lane(&pool, &writes, &counts))?;
+                .spawn(move || run_lane(&pool, &writes, max_batch, &counts))?;
             queues.push(queue);
         }
         Ok(Lanes { queues, counts })
@@ -113,9 +132,10 @@ impl Lanes {
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let write = Box::new(PendingWrite { work: Some(work), outcome: None, reply });
-        self.queues[lane_index(lane_key, self.queues.len())]
-            .send(write)
-            .map_err(|_| ApiError::internal("the database writer has stopped"))?;
+        self.queues[lane_index(lane_key, self.queues.len())].try_send(write).map_err(|err| match err {
+            mpsc::TrySendError::Full(_) => ApiError::pool_timeout("the write queue is full"),
+            mpsc::TrySendError::Disconnected(_) => ApiError::internal("the database writer has stopped"),
+        })?;
         answer.await.map_err(|_| ApiError::internal("the database writer dropped a write"))?
     }
 }
@@ -126,14 +146,18 @@ fn lane_index(lane_key: &str, lanes: usize) -> usize {
     usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)
 }
 
-fn run_lane(pool: &DbPool, writes: &mpsc::Receiver<Box<dyn QueuedWrite>>, counts: &BatchCounts) {
+fn run_lane(pool: &DbPool, writes: &mpsc::Receiver<Box<dyn QueuedWrite>>, max_batch: usize, counts: &BatchCounts) {
     while let Ok(first) = writes.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < max_batch {
             match writes.try_recv() {
                 Ok(write) => batch.push(write),
                 Err(_) => break,
             }
+        }
+        batch.retain(|write| !write.abandoned());
+        if batch.is_empty() {
+            continue;
         }
         let outcome = run_batch(pool, &mut batch);
         counts.batches.fetch_add(1, Ordering::Relaxed);
@@ -148,13 +172,13 @@ fn run_batch(pool: &DbPool, batch: &mut [Box<dyn QueuedWrite>]) -> Result<(), Ap
     let mut conn = pool.get().map_err(ApiError::pool_timeout)?;
     let outcome = write_transaction(&mut conn, |conn| {
         for write in batch.iter_mut() {
-            // A panicking write is a bug; it must not take the lane down with it. What it
-            // left of its savepoint cannot be trusted, so the whole batch is rolled back.
+            // A panicking write is a bug; it must take neither the lane nor its batch down
+            // with it. It is answered with an error, and whatever it began is rolled back.
             if catch_unwind(AssertUnwindSafe(|| write.run(conn))).is_err() {
-                return Err(ApiError::internal("a write panicked; its batch was rolled back"));
+                tracing::error!("a write panicked; it was rolled back");
+                roll_back_to_batch(conn)?;
             }
-            let status = <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn);
-            if !matches!(status.transaction_depth(), Ok(Some(depth)) if depth.get() == 1) {
+            if depth(conn) != Some(1) {
                 return Err(ApiError::internal("a write left its batch's transaction unusable; batch rolled back"));
             }
         }
@@ -166,11 +190,26 @@ fn run_batch(pool: &DbPool, batch: &mut [Box<dyn QueuedWrite>]) -> Result<(), Ap
     outcome
 }
 
+type Manager = <DbConnection as Connection>::TransactionManager;
+
+/// How many transactions and savepoints are open; None if none, or if the connection is broken.
+fn depth(conn: &mut DbConnection) -> Option<u32> {
+    Manager::transaction_manager_status_mut(conn).transaction_depth().ok().flatten().map(|depth| depth.get())
+}
+
+/// Rolls back the savepoints a write broke off in, back to its batch's transaction.
+fn roll_back_to_batch(conn: &mut DbConnection) -> Result<(), ApiError> {
+    while depth(conn).is_some_and(|depth| depth > 1) {
+        Manager::rollback_transaction(conn)
+            .map_err(|err| ApiError::internal(format!("rolling back a panicked write failed: {err}")))?;
+    }
+    Ok(())
+}
+
 /// After a write that broke off inside its savepoint, the rollback of the batch
 /// leaves the outer transaction open; the connection must not go back to the pool so.
 fn roll_back_completely(conn: &mut DbConnection) {
-    type Manager = <DbConnection as Connection>::TransactionManager;
-    while let Ok(Some(_)) = Manager::transaction_manager_status_mut(conn).transaction_depth() {
+    while depth(conn).is_some() {
         if let Err(err) = Manager::rollback_transaction(conn) {
             // The connection now counts as broken, and the pool discards it.
             tracing::error!(error = %err, "rolling back a failed batch failed");

@@ -161,7 +161,7 @@ impl Database {
         let writers = if url.is_sqlite() { build(1).map_err(|err| connect_error(&url, err))? } else { readers.clone() };
         // PostgreSQL: half the pool may be writing, the rest stays for reads.
         let lane_count = if url.is_sqlite() { 1 } else { (pool_size as usize / 2).max(1) };
-        let lanes = Arc::new(group_commit::Lanes::start(&writers, lane_count)?);
+        let lanes = Arc::new(group_commit::Lanes::start(&writers, url.is_sqlite(), lane_count)?);
         let db = Database {
             readers,
             writers,
@@ -215,10 +215,8 @@ impl Database {
         match &mut conn {
             DbConnection::Postgresql(pg) => {
                 let timeout_ms = statement_timeout.as_millis();
-                // Long reads stream in index order. Left to itself PostgreSQL would rather
-                // sort a whole ledger (spilling to disk) before it sends the first row.
                 pg.batch_execute(&format!(
-                    "SET statement_timeout = {timeout_ms}; SET default_transaction_read_only = on; SET enable_sort = off"
+                    "SET statement_timeout = {timeout_ms}; SET default_transaction_read_only = on"
                 ))?
             }
             DbConnection::Sqlite(sqlite) => sqlite.batch_execute("PRAGMA query_only = ON")?,
@@ -398,6 +396,16 @@ where
             }
             Err(err)
         }
+    }
+}
+
+/// For the rest of the current transaction, asks PostgreSQL for plans that follow an index
+/// rather than sort: a stream in index order sends its first row at once and keeps memory
+/// flat, where PostgreSQL left to itself would sort a whole ledger (spilling to disk) first.
+pub fn prefer_index_order(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Postgresql(pg) => pg.batch_execute("SET LOCAL enable_sort = off"),
+        DbConnection::Sqlite(_) => Ok(()),
     }
 }
 

@@ -42,31 +42,41 @@ pub struct LedgerParties {
 
 impl LedgerParties {
     pub fn read(conn: &mut DbConnection, community_id: &str) -> QueryResult<Self> {
-        let accounts = accounts::table
+        let accounts: HashMap<String, (String, Option<String>)> = accounts::table
             .filter(accounts::community_id.eq(community_id.to_owned()))
             .select((accounts::id, accounts::kind, accounts::user_id))
             .load::<(String, String, Option<String>)>(conn)?
             .into_iter()
             .map(|(id, kind, holder)| (id, (kind, holder)))
             .collect();
-        let holders = accounts::table
-            .filter(accounts::community_id.eq(community_id.to_owned()))
-            .select(accounts::user_id.assume_not_null());
-        let actors = ledger_transactions::table
+        // The actors first, as a short list: under an OR, PostgreSQL would compare every
+        // user with every transaction.
+        let mut people: Vec<String> = ledger_transactions::table
             .filter(ledger_transactions::community_id.eq(community_id.to_owned()))
-            .select(ledger_transactions::actor_id.assume_not_null());
-        let names = users::table
-            .filter(users::id.eq_any(holders).or(users::id.eq_any(actors)))
-            .select((users::id, users::display_name))
-            .load::<(String, String)>(conn)?
-            .into_iter()
-            .collect();
+            .select(ledger_transactions::actor_id.assume_not_null())
+            .filter(ledger_transactions::actor_id.is_not_null())
+            .distinct()
+            .load(conn)?;
+        people.extend(accounts.values().filter_map(|(_, holder)| holder.clone()));
+        people.sort_unstable();
+        people.dedup();
+        let mut names = HashMap::new();
+        // Within both backends' limits on bound parameters.
+        for some in people.chunks(10_000) {
+            names.extend(
+                users::table
+                    .filter(users::id.eq_any(some))
+                    .select((users::id, users::display_name))
+                    .load::<(String, String)>(conn)?,
+            );
+        }
         Ok(LedgerParties { accounts, names })
     }
 
-    /// The account's kind and its holder's id, if it has one.
-    pub fn account(&self, account_id: &str) -> (&str, Option<&str>) {
-        self.accounts.get(account_id).map_or(("", None), |(kind, holder)| (kind.as_str(), holder.as_deref()))
+    /// The account's kind and its holder's id, if it has one; None for an account of
+    /// another community, which a posting of this community must never touch.
+    pub fn account(&self, account_id: &str) -> Option<(&str, Option<&str>)> {
+        self.accounts.get(account_id).map(|(kind, holder)| (kind.as_str(), holder.as_deref()))
     }
 
     pub fn name(&self, user_id: Option<&str>) -> Option<&str> {

@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 
 use crate::auth::principal::Principal;
 use crate::calendar::local_midnight;
-use crate::db::DbConnection;
+use crate::db::{DbConnection, prefer_index_order};
 use crate::error::{ApiError, ApiResult};
 use crate::exports::api::{ExportOptions, ExportQuery};
 use crate::exports::model::{
@@ -195,18 +195,24 @@ fn write_ledger(
     let timezone = timezone_of(community);
     let parties = LedgerParties::read(conn, &community.id)?;
     // The postings of one transaction share its times: format them once per transaction.
-    let mut times: (i64, String, String) = (0, String::new(), String::new());
+    let mut times: Option<(i64, String, String)> = None;
+    prefer_index_order(conn)?;
     each_ledger_row(conn, &community.id, head_sequence, time_range(options, timezone), |row: LedgerRow| {
         let transaction = &row.transaction;
-        if times.0 != transaction.sequence {
-            times = (
+        let (_, created_at, created_at_utc) = match &mut times {
+            Some(formatted) if formatted.0 == transaction.sequence => formatted,
+            slot => slot.insert((
                 transaction.sequence,
                 local_time(transaction.created_at, timezone),
                 canonical_time(transaction.created_at),
-            );
-        }
-        let (_, created_at, created_at_utc) = &times;
-        let (account_kind, holder_id) = parties.account(&row.account_id);
+            )),
+        };
+        let (account_kind, holder_id) = parties.account(&row.account_id).ok_or_else(|| {
+            StreamError::Inconsistent(format!(
+                "posting {}/{} is on account {}, which is not of community {}",
+                transaction.id, row.line, row.account_id, community.id
+            ))
+        })?;
         let cells: [Cell; LEDGER_COLUMNS.len()] = [
             Cell::Text(&community.id),
             Cell::Text(&community.name),

@@ -74,6 +74,8 @@ pub enum StreamError {
     TimedOut,
     Database(diesel::result::Error),
     Csv(csv::Error),
+    /// The data contradicts itself (a bug, or tampering): better no file than a wrong one.
+    Inconsistent(String),
 }
 
 impl From<diesel::result::Error> for StreamError {
@@ -290,6 +292,7 @@ impl Producer {
             }
             Err(StreamError::Database(err)) => tracing::error!(error = %err, "export aborted by a database error"),
             Err(StreamError::Csv(err)) => tracing::error!(error = %err, "export aborted: writing CSV failed"),
+            Err(StreamError::Inconsistent(what)) => tracing::error!(error = %what, "export aborted: inconsistent data"),
         }
     }
 }
