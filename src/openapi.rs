@@ -27,7 +27,10 @@ use crate::validation::TextRule;
         description = "积分 jifen: the points-and-rewards ledger for neighbourhood communities (社区积分制).\n\n\
 Errors are `application/problem+json` (RFC 9457) with a stable machine-readable `code`. \
 Lists are paginated with `limit` (1 to 200, default 50) and the opaque `cursor` from the previous page's `next_cursor`. \
-Times are RFC 3339 in UTC. Authenticate with `Authorization: Bearer <access_token>` from `/api/v1/auth/login`.\n\n\
+Times are RFC 3339 in UTC. \
+Integers (points, quantities, limits) are written without a fraction or exponent: `20`, not `20.0` or `2e1`; \
+a body that breaks this is refused with 400 `invalid_body`, a query with 400 `validation_failed`. \
+Authenticate with `Authorization: Bearer <access_token>` from `/api/v1/auth/login`.\n\n\
 Roles (`admin`, `staff`, `auditor`, `resident`) are granted on a unit and hold on every unit below it: \
 staff of a street are staff of each of its communities. Each operation's description ends with who may call it (`Role: ...`), \
 and its `x-required-roles` lists the roles of which the caller needs one on the unit concerned, as the description names it (empty: no role needed; \
@@ -339,5 +342,48 @@ fn unmatched_error(req: &HttpRequest, routes: &RouteTable) -> ApiError {
                 .with_header(ALLOW, allow)
         }
         None => ApiError::new(ErrorCode::NotFound, format!("no resource at {}", req.path())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(spec: &serde_json::Value, schema: &str, property: &str) -> regex::Regex {
+        let pointer = format!("/components/schemas/{schema}/properties/{property}/pattern");
+        let pattern = spec.pointer(&pointer).and_then(|p| p.as_str()).unwrap_or_else(|| panic!("no {pointer}"));
+        regex::Regex::new(pattern).unwrap()
+    }
+
+    /// A pattern can only approach the checks of usernames (Unicode properties after
+    /// lower-casing) and time zones (the names chrono-tz knows): the contract's are at
+    /// least honest, so what they reject the server rejects, and each time zone the
+    /// server knows matches.
+    #[test]
+    fn username_and_timezone_patterns_are_honest() {
+        let spec = serde_json::to_value(spec()).unwrap();
+        for (schema, property) in [("RegisterRequest", "username"), ("NewUser", "username")] {
+            let pattern = pattern(&spec, schema, property);
+            assert_eq!(pattern.as_str(), crate::validation::USERNAME_PATTERN);
+            for sample in ["13800138000", "zhang.guilan", "张桂兰", "Ålesund_1", "a@b.cn", "ab-c", "x²y"] {
+                assert!(pattern.is_match(sample), "{sample:?} in {schema}.{property}");
+                assert!(crate::validation::username(sample).is_ok(), "{sample:?}");
+            }
+            for sample in ["ab", "a b", "a+b", "a/b", "®abc", "", &"a".repeat(65)] {
+                assert!(!pattern.is_match(sample), "{sample:?} in {schema}.{property}");
+                assert!(crate::validation::username(sample).is_err(), "{sample:?}");
+            }
+        }
+        for schema in ["CreateUnitRequest", "UpdateUnitRequest"] {
+            let pattern = pattern(&spec, schema, "timezone");
+            assert_eq!(pattern.as_str(), crate::validation::TIMEZONE_PATTERN);
+            for timezone in chrono_tz::TZ_VARIANTS {
+                assert!(pattern.is_match(timezone.name()), "{} in {schema}.timezone", timezone.name());
+                assert!(timezone.name().len() <= 64);
+            }
+            for sample in ["", "/", "Asia/", "Asia//Shanghai", "Asia Shanghai", "1Asia"] {
+                assert!(!pattern.is_match(sample), "{sample:?} in {schema}.timezone");
+            }
+        }
     }
 }

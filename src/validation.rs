@@ -1,6 +1,8 @@
 //! Checks of free-text input shared by the endpoints. Each returns the cleaned
 //! value (trimmed) or a 400 naming the field.
 
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+
 use crate::error::ApiError;
 use crate::units::model::Household;
 
@@ -51,6 +53,48 @@ impl TextRule {
         let trimmed = if self.blank_is_absent { format!("(?:{trimmed})?") } else { trimmed };
         format!("^[{WHITE_SPACE}]*{trimmed}[{WHITE_SPACE}]*$")
     }
+}
+
+/// The closest pattern to [`username`] a JSON Schema can state: the check decides by
+/// Unicode's Alphabetic and Numeric properties after lower-casing and trimming, which
+/// `\p{L}` and `\p{N}` approach from within (a test holds that what the pattern takes,
+/// the check takes for the samples it lists).
+pub const USERNAME_PATTERN: &str = r"^[\p{L}\p{N}._@-]{3,64}$";
+
+/// An IANA time zone name as a pattern can state it; which names exist, only the
+/// server's time zone database knows (`validation_failed` for the others).
+pub const TIMEZONE_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*$";
+
+/// The contract's schema of a username (request bodies), from [`USERNAME_PATTERN`].
+pub fn username_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "3 to 64 letters, digits or `. _ - @` (a phone number works); compared and stored lower-cased. \
+             The pattern is the closest a JSON Schema can state: the server decides by Unicode's Alphabetic and \
+             Numeric properties after lower-casing, and refuses other names with 400 `validation_failed`.",
+        ))
+        .pattern(Some(USERNAME_PATTERN))
+        .min_length(Some(3))
+        .max_length(Some(64))
+        .examples(["13800138000", "zhang.guilan"])
+        .build()
+}
+
+/// The contract's schema of a community's time zone (request bodies), from [`TIMEZONE_PATTERN`].
+pub fn timezone_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(
+            "Communities only: an IANA time zone name such as `Asia/Shanghai` (the default for a new community). \
+             A name that matches the pattern but that the server's time zone database does not know is refused \
+             with 400 `validation_failed`.",
+        ))
+        .pattern(Some(TIMEZONE_PATTERN))
+        .min_length(Some(1))
+        .max_length(Some(64))
+        .examples(["Asia/Shanghai", "Asia/Urumqi", "UTC"])
+        .build()
 }
 
 /// Usernames are compared case-insensitively: stored lower-cased.

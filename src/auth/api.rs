@@ -61,6 +61,7 @@ pub struct LogoutRequest {
 pub struct RegisterRequest {
     /// The community's join code, as posted by its staff.
     pub join_code: String,
+    #[schema(schema_with = crate::validation::username_schema)]
     pub username: String,
     /// 8 to 128 characters.
     #[schema(min_length = 8, max_length = 128)]

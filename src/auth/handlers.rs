@@ -94,7 +94,7 @@ pub async fn logout(state: web::Data<AppState>, body: web::Json<LogoutRequest>) 
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered; membership pending", body = MeResponse),
-        (status = 400, description = "`invalid_body`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_body`, `validation_failed` (among others: a `username` of characters other than letters, digits and `. _ - @`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`username_taken`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_join_code`", body = Problem, content_type = "application/problem+json"),
     )

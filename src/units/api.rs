@@ -94,7 +94,7 @@ pub struct CreateUnitRequest {
     pub name: String,
     /// Required except for districts, whose parent is the platform.
     pub parent_id: Option<Uuid>,
-    /// Communities only; IANA name, default `Asia/Shanghai`.
+    #[schema(schema_with = crate::validation::timezone_schema)]
     pub timezone: Option<String>,
     /// Communities only; default `{"policy": "never"}`.
     pub expiry_policy: Option<ExpiryPolicy>,
@@ -112,7 +112,7 @@ pub struct CreateUnitRequest {
 pub struct UpdateUnitRequest {
     #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub name: Option<String>,
-    /// Communities only.
+    #[schema(schema_with = crate::validation::timezone_schema)]
     pub timezone: Option<String>,
     /// Communities only: issue a new join code (e.g. after the old one leaked); the old one stops working.
     #[serde(default)]
@@ -201,6 +201,7 @@ impl MemberResponse {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(schema_with = crate::validation::username_schema)]
     pub username: String,
     #[schema(extensions(("x-text" = json!({"max_chars": crate::validation::MAX_NAME_CHARS}))))]
     pub display_name: String,

@@ -24,7 +24,7 @@ use crate::units::service;
     request_body = CreateUnitRequest,
     responses(
         (status = 201, description = "Created", body = UnitResponse, headers(("Location" = String, description = "URL of the new unit"))),
-        (status = 400, description = "`invalid_body`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_body`, `validation_failed` (among others: a `timezone` that is not a known IANA time zone name)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not an admin of the parent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: the parent is not visible to the caller", body = Problem, content_type = "application/problem+json"),
@@ -101,7 +101,7 @@ pub async fn get_unit(
     request_body = UpdateUnitRequest,
     responses(
         (status = 200, description = "The updated unit", body = UnitResponse),
-        (status = 400, description = "`invalid_body`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_body`, `validation_failed` (among others: a `timezone` that is not a known IANA time zone name)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
@@ -131,7 +131,7 @@ pub async fn update_unit(
     request_body = AddMemberRequest,
     responses(
         (status = 201, description = "Added", body = MemberResponse, headers(("Location" = String, description = "URL of the membership"))),
-        (status = 400, description = "`invalid_body`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_body`, `validation_failed` (among others: a `new_user.username` of characters other than letters, digits and `. _ - @`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such unit or user", body = Problem, content_type = "application/problem+json"),
