@@ -220,6 +220,8 @@ async fn run_backend(cli: &Cli, backend: Backend, binary: &std::path::Path) -> a
     let started = Instant::now();
     println!("seeding {size:?}");
     let mut dataset = seed::seed(&client, &server.base, size).await?;
+    // Seeding can outlast the first sessions' 15-minute access tokens (the auditor's).
+    dataset.refresh(&client).await?;
     let mut sql = Sql::open(&url)?;
     let total_postings = sql.postings(None)?;
     println!("seeded in {:.0} s: {total_postings} postings", started.elapsed().as_secs_f64());
