@@ -100,6 +100,7 @@ pub async fn seed(db: Database, jwt_secret: &[u8], now: DateTime<Utc>) -> anyhow
     };
     let spec = openapi::spec();
     let unlimited = std::num::NonZeroU32::MAX;
+    let metrics = Arc::new(Metrics::new(&db)?);
     let state = web::Data::new(AppState {
         db,
         clock: clock.clone(),
@@ -107,7 +108,7 @@ pub async fn seed(db: Database, jwt_secret: &[u8], now: DateTime<Utc>) -> anyhow
         openapi_yaml: String::new(),
         trusted_proxies: Vec::new(),
         limiters: Limiters::new(RateLimits { auth_per_ip: unlimited, writes_per_user: unlimited }),
-        metrics: Arc::new(Metrics::new()?),
+        metrics,
     });
     let service = init_service(app(state, web::Data::new(RouteTable::new(&spec)), Vec::new())).await;
     let mut demo = Demo { service: &service, clock: &clock };

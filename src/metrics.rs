@@ -3,8 +3,9 @@
 //! transactions by kind and runs of the background task.
 
 use actix_web::{HttpResponse, get, web};
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
+use crate::db::Database;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ledger::model::LedgerTransaction;
 use crate::startup::AppState;
@@ -16,12 +17,11 @@ pub struct Metrics {
     background_runs: IntCounterVec,
     pool_connections: IntGaugeVec,
     ledger_transactions: IntGaugeVec,
-    write_batches: IntCounter,
-    writes: IntCounter,
 }
 
 impl Metrics {
-    pub fn new() -> prometheus::Result<Self> {
+    /// `db`'s group-commit counters are registered as they are: the lanes count, the registry reads.
+    pub fn new(db: &Database) -> prometheus::Result<Self> {
         let registry = Registry::new_custom(Some("jifen".to_owned()), None)?;
         let requests = HistogramVec::new(
             HistogramOpts::new("http_request_duration_seconds", "HTTP requests by route, method and status")
@@ -40,26 +40,14 @@ impl Metrics {
             Opts::new("ledger_transactions", "Ledger transactions written, by kind, in all communities"),
             &["kind"],
         )?;
-        let write_batches = IntCounter::new("db_write_batches_total", "Database transactions run by the group commit")?;
-        let writes = IntCounter::new(
-            "db_writes_total",
-            "Writes applied by the group commit; divided by db_write_batches_total, the mean batch size",
-        )?;
         registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(write_batches.clone()))?;
-        registry.register(Box::new(writes.clone()))?;
+        let batches = db.write_batches();
+        registry.register(Box::new(batches.batches.clone()))?;
+        registry.register(Box::new(batches.writes.clone()))?;
         registry.register(Box::new(background_runs.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(ledger_transactions.clone()))?;
-        Ok(Metrics {
-            registry,
-            requests,
-            background_runs,
-            pool_connections,
-            ledger_transactions,
-            write_batches,
-            writes,
-        })
+        Ok(Metrics { registry, requests, background_runs, pool_connections, ledger_transactions })
     }
 
     /// `route` is the path pattern (`/api/v1/communities/{community_id}/awards`), so ids do not multiply series.
@@ -96,10 +84,6 @@ pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
         metrics.pool_connections.with_label_values(&[pool, "idle"]).set(i64::from(idle));
         metrics.pool_connections.with_label_values(&[pool, "in_use"]).set(i64::from(connections - idle));
     }
-    // The database counts; the counters catch up with it at each scrape.
-    let (batches, writes) = state.db.write_batches();
-    metrics.write_batches.inc_by(batches.saturating_sub(metrics.write_batches.get()));
-    metrics.writes.inc_by(writes.saturating_sub(metrics.writes.get()));
     let body = TextEncoder::new().encode_to_string(&metrics.registry.gather()).map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok().content_type(prometheus::TEXT_FORMAT).body(body))
 }

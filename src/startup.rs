@@ -65,7 +65,7 @@ impl Application {
             Ok(db)
         })
         .await??;
-        let metrics = Arc::new(Metrics::new()?);
+        let metrics = Arc::new(Metrics::new(&db)?);
         let maintenance = crate::maintenance::spawn(db.clone(), clock.clone(), metrics.clone());
         let spec = openapi::spec();
         let state = web::Data::new(AppState {

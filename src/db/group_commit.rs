@@ -19,12 +19,11 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use diesel::Connection;
 use diesel::connection::TransactionManager;
+use prometheus::IntCounter;
 
 use super::{DbConnection, DbPool, write_transaction};
 use crate::error::ApiError;
@@ -89,23 +88,30 @@ where
 /// The writer threads of one database, each owning the queue of its lane.
 pub struct Lanes {
     queues: Vec<mpsc::SyncSender<Box<dyn QueuedWrite>>>,
-    counts: Arc<BatchCounts>,
+    counts: BatchCounts,
 }
 
-/// Batches run and writes applied so far: writes ÷ batches is the mean batch size.
-#[derive(Default)]
+/// Batches run and writes run in them so far, counted by the lanes themselves and
+/// registered with the server's metrics as they are: writes ÷ batches is the mean batch size.
+#[derive(Clone)]
 pub struct BatchCounts {
-    pub batches: AtomicU64,
-    pub writes: AtomicU64,
+    pub batches: IntCounter,
+    pub writes: IntCounter,
 }
 
 impl Lanes {
     /// Starts `count` writer threads. Each takes a connection from `pool` for each
     /// batch and gives it back after, so blocking writes (`write_blocking`) still get
     /// their turn. The threads end when the `Lanes` is dropped.
-    pub fn start(pool: &DbPool, is_sqlite: bool, count: usize) -> std::io::Result<Self> {
+    pub fn start(pool: &DbPool, is_sqlite: bool, count: usize) -> anyhow::Result<Self> {
         let max_batch = if is_sqlite { MAX_BATCH_SQLITE } else { MAX_BATCH_POSTGRES };
-        let counts = Arc::new(BatchCounts::default());
+        let counts = BatchCounts {
+            batches: IntCounter::new("db_write_batches_total", "Database transactions run by the group commit")?,
+            writes: IntCounter::new(
+                "db_writes_total",
+                "Writes run by the group commit, committed or not; divided by db_write_batches_total, the mean batch size",
+            )?,
+        };
         let mut queues = Vec::new();
         for lane in 0..count.max(1) {
             let (queue, writes) = mpsc::sync_channel(QUEUE_DEPTH);
@@ -118,9 +124,8 @@ impl Lanes {
         Ok(Lanes { queues, counts })
     }
 
-    /// (batches, writes) so far.
-    pub fn counts(&self) -> (u64, u64) {
-        (self.counts.batches.load(Ordering::Relaxed), self.counts.writes.load(Ordering::Relaxed))
+    pub fn counts(&self) -> &BatchCounts {
+        &self.counts
     }
 
     /// Queues `work` in the lane of `lane_key` and waits for its answer, which comes
@@ -160,8 +165,8 @@ fn run_lane(pool: &DbPool, writes: &mpsc::Receiver<Box<dyn QueuedWrite>>, max_ba
             continue;
         }
         let outcome = run_batch(pool, &mut batch);
-        counts.batches.fetch_add(1, Ordering::Relaxed);
-        counts.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        counts.batches.inc();
+        counts.writes.inc_by(batch.len() as u64);
         for write in batch {
             write.answer(outcome.clone());
         }

@@ -4,7 +4,7 @@
 //! per-connection settings, the embedded migrations and the one way to open a
 //! write transaction ([`Database::write`]).
 
-mod group_commit;
+pub mod group_commit;
 pub mod schema;
 
 use std::path::PathBuf;
@@ -191,8 +191,8 @@ impl Database {
         vec![usage("readers", &self.readers), usage("writers", &self.writers)]
     }
 
-    /// (batches, writes) the group commit has run so far.
-    pub fn write_batches(&self) -> (u64, u64) {
+    /// What the group commit has run so far, for the metrics.
+    pub fn write_batches(&self) -> &group_commit::BatchCounts {
         self.lanes.counts()
     }
 
