@@ -3,6 +3,8 @@ FROM rust:1.95-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# SQLite's build options (see the file).
+COPY .cargo ./.cargo
 COPY src ./src
 COPY migrations ./migrations
 COPY tests ./tests

@@ -54,6 +54,15 @@ impl AccountKind {
     }
 }
 
+crate::sql_constant!(
+    /// The kind of resident accounts, for the partial indexes `accounts_resident` and `accounts_system`.
+    ResidentKind: diesel::sql_types::Text = "'resident'"
+);
+crate::sql_constant!(
+    /// Zero points, for the partial indexes on lots that still hold points (`remaining > 0`).
+    NoPoints: diesel::sql_types::BigInt = "0"
+);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TransactionKind {
@@ -150,17 +159,19 @@ impl Account {
             .map(drop)
     }
 
-    /// Opens the resident's account unless it exists (it outlives suspensions).
+    /// The resident's account, opened first unless it exists (it outlives suspensions).
     pub fn open_resident(
         conn: &mut DbConnection,
         community_id: &str,
         user_id: &str,
         now: NaiveDateTime,
-    ) -> QueryResult<()> {
-        if Self::resident(conn, community_id, user_id)?.is_none() {
-            Account::new(community_id, AccountKind::Resident, Some(user_id), now).insert(conn)?;
+    ) -> QueryResult<Account> {
+        if let Some(account) = Self::resident(conn, community_id, user_id)? {
+            return Ok(account);
         }
-        Ok(())
+        let account = Account::new(community_id, AccountKind::Resident, Some(user_id), now);
+        account.insert(conn)?;
+        Ok(account)
     }
 
     fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
@@ -170,7 +181,7 @@ impl Account {
     pub fn resident(conn: &mut DbConnection, community_id: &str, user_id: &str) -> QueryResult<Option<Account>> {
         accounts::table
             .filter(accounts::community_id.eq(community_id))
-            .filter(accounts::kind.eq(AccountKind::Resident.as_str()))
+            .filter(accounts::kind.eq(ResidentKind))
             .filter(accounts::user_id.eq(user_id))
             .select(Account::as_select())
             .first(conn)
@@ -180,6 +191,7 @@ impl Account {
     pub fn system(conn: &mut DbConnection, community_id: &str, kind: AccountKind) -> QueryResult<Account> {
         accounts::table
             .filter(accounts::community_id.eq(community_id))
+            .filter(accounts::kind.ne(ResidentKind))
             .filter(accounts::kind.eq(kind.as_str()))
             .select(Account::as_select())
             .first(conn)
@@ -480,7 +492,7 @@ impl Lot {
     pub fn open(conn: &mut DbConnection, account_id: &str) -> QueryResult<Vec<Lot>> {
         lots::table
             .filter(lots::account_id.eq(account_id))
-            .filter(lots::remaining.gt(0))
+            .filter(lots::remaining.gt(NoPoints))
             .order((lots::expires_at.is_null().asc(), lots::expires_at.asc(), lots::earned_at.asc(), lots::id.asc()))
             .select(Lot::as_select())
             .load(conn)
@@ -490,7 +502,7 @@ impl Lot {
     pub fn open_of_transaction(conn: &mut DbConnection, transaction_id: &str) -> QueryResult<Vec<Lot>> {
         lots::table
             .filter(lots::transaction_id.eq(transaction_id))
-            .filter(lots::remaining.gt(0))
+            .filter(lots::remaining.gt(NoPoints))
             .order(lots::id.asc())
             .select(Lot::as_select())
             .load(conn)
@@ -501,7 +513,7 @@ impl Lot {
         lots::table
             .inner_join(accounts::table)
             .filter(accounts::community_id.eq(community_id))
-            .filter(lots::remaining.gt(0))
+            .filter(lots::remaining.gt(NoPoints))
             .filter(lots::expires_at.le(now))
             .order((lots::account_id.asc(), lots::expires_at.asc(), lots::id.asc()))
             .select(Lot::as_select())
@@ -511,7 +523,7 @@ impl Lot {
     pub fn communities_with_due_lots(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<String>> {
         lots::table
             .inner_join(accounts::table)
-            .filter(lots::remaining.gt(0))
+            .filter(lots::remaining.gt(NoPoints))
             .filter(lots::expires_at.le(now))
             .select(accounts::community_id)
             .distinct()
@@ -527,7 +539,7 @@ impl Lot {
     ) -> QueryResult<Vec<(NaiveDateTime, i64)>> {
         let lots: Vec<(Option<NaiveDateTime>, i64)> = lots::table
             .filter(lots::account_id.eq(account_id))
-            .filter(lots::remaining.gt(0))
+            .filter(lots::remaining.gt(NoPoints))
             .filter(lots::expires_at.gt(from))
             .filter(lots::expires_at.le(until))
             .order(lots::expires_at.asc())
@@ -571,5 +583,15 @@ impl LotMovement {
             .filter(lot_movements::transaction_id.eq(transaction_id))
             .select(LotMovement::as_select())
             .load(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spelled_out_resident_kind_is_the_resident_kind() {
+        assert_eq!(ResidentKind::SQL, format!("'{}'", AccountKind::Resident.as_str()));
     }
 }

@@ -14,7 +14,7 @@ use crate::db::schema::{
     accounts, activities, activity_registrations, claims, ledger_postings, ledger_transactions, memberships,
     redemptions, rewards, rules, units, users,
 };
-use crate::ledger::model::{AccountKind, TransactionKind};
+use crate::ledger::model::{AccountKind, ResidentKind, TransactionKind};
 use crate::redemptions::model::RedemptionStatus;
 use crate::units::model::{MembershipStatus, Unit, UnitKind};
 
@@ -67,7 +67,7 @@ pub fn resident_net(
         .select(reversed.field(ledger_transactions::id).nullable());
     postings_before(community_ids, window.to)
         .filter(ledger_transactions::created_at.ge(window.from))
-        .filter(accounts::kind.eq(AccountKind::Resident.as_str()))
+        .filter(accounts::kind.eq(ResidentKind))
         .filter(
             ledger_transactions::kind.eq(kind.as_str()).or(ledger_transactions::kind
                 .eq(TransactionKind::Reversal.as_str())
@@ -99,7 +99,7 @@ impl Entrant {
                     .on(memberships::user_id.eq(users::id).and(memberships::unit_id.eq(community_id.to_owned()))),
             )
             .filter(accounts::community_id.eq(community_id))
-            .filter(accounts::kind.eq(AccountKind::Resident.as_str()))
+            .filter(accounts::kind.eq(ResidentKind))
             .select((
                 users::id,
                 users::display_name,
@@ -193,7 +193,7 @@ pub fn resident_transactions(
     postings_before(community_ids, window.to)
         .filter(ledger_transactions::created_at.ge(window.from))
         .filter(ledger_transactions::kind.ne(TransactionKind::Expiry.as_str()))
-        .filter(accounts::kind.eq(AccountKind::Resident.as_str()))
+        .filter(accounts::kind.eq(ResidentKind))
         .select((ledger_transactions::created_at, accounts::user_id.assume_not_null()))
         .load(conn)
 }
