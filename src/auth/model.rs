@@ -76,6 +76,19 @@ impl User {
         users::table.find(id).select(User::as_select()).first(conn).optional()
     }
 
+    /// The user an access token names, if the session that issued the token (its `jti`)
+    /// is still alive: not logged out, not revoked by a password change or token theft.
+    pub fn of_live_session(conn: &mut DbConnection, user_id: &str, access_jti: &str) -> QueryResult<Option<User>> {
+        users::table
+            .inner_join(refresh_tokens::table)
+            .filter(users::id.eq(user_id))
+            .filter(refresh_tokens::access_jti.eq(access_jti))
+            .filter(refresh_tokens::revoked_at.is_null())
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+
     pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
         users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).optional()
     }
@@ -190,17 +203,6 @@ impl RefreshToken {
         .set((refresh_tokens::used_at.eq(now), refresh_tokens::replaced_by.eq(successor_id)))
         .execute(conn)?;
         Ok(claimed == 1)
-    }
-
-    /// Whether the session that issued the access token `jti` is still alive
-    /// (not logged out, not revoked by a password change or token theft).
-    pub fn session_is_live(conn: &mut DbConnection, access_jti: &str) -> QueryResult<bool> {
-        diesel::select(diesel::dsl::exists(
-            refresh_tokens::table
-                .filter(refresh_tokens::access_jti.eq(access_jti))
-                .filter(refresh_tokens::revoked_at.is_null()),
-        ))
-        .get_result(conn)
     }
 
     pub fn revoke_family(conn: &mut DbConnection, family_id: &str, now: NaiveDateTime) -> QueryResult<usize> {

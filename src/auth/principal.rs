@@ -10,7 +10,7 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 
 use crate::audit::Trail;
-use crate::auth::model::{RefreshToken, User};
+use crate::auth::model::User;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::units::model::{Membership, MembershipStatus, Roles, Unit};
@@ -81,10 +81,7 @@ impl FromRequest for Principal {
                 .db
                 .read(move |conn| {
                     // Logout, a password change or a stolen refresh token revoke the session, and with it its access tokens.
-                    if !RefreshToken::session_is_live(conn, &claims.jti)? {
-                        return Ok(None);
-                    }
-                    let Some(user) = User::find(conn, &claims.sub)? else {
+                    let Some(user) = User::of_live_session(conn, &claims.sub, &claims.jti)? else {
                         return Ok(None);
                     };
                     let memberships = Membership::of_user(conn, &user.id)?;

@@ -219,12 +219,6 @@ where
             .await?;
         return Ok(reply.into_response(false));
     };
-    // A retry of a finished request is answered from a read, without taking the write lock.
-    let user_id = scope.user_id.clone();
-    let lookup_key = key.clone();
-    if let Some(record) = db.read(move |conn| Ok(IdempotencyRecord::find(conn, &user_id, &lookup_key)?)).await? {
-        return replay(&scope, record);
-    }
     let mut record = IdempotencyRecord {
         user_id: scope.user_id.clone(),
         key,
@@ -236,6 +230,8 @@ where
     };
     let outcome = db
         .write(&scope.lane, move |conn| {
+            // A retry of a finished request is rare: looking for its answer here rather than
+            // in a read beforehand saves every first attempt a round trip.
             if let Some(stored) = IdempotencyRecord::find(conn, &record.user_id, &record.key)? {
                 return Ok(Outcome::Stored(stored));
             }
