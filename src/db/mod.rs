@@ -3,6 +3,10 @@
 //! Everything backend-specific lives here: the connection enum, the pool and its
 //! per-connection settings, the embedded migrations and the one way to open a
 //! write transaction ([`Database::write`]).
+//!
+//! Row structs insert `None` as NULL (`treat_none_as_default_value = false`; no nullable
+//! column has a default): diesel can then prepare each INSERT once and keep it, where
+//! an INSERT that might write DEFAULT is prepared again every time.
 
 pub mod group_commit;
 pub mod schema;

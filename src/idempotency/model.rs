@@ -8,6 +8,7 @@ use crate::db::schema::idempotency_keys;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = idempotency_keys)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct IdempotencyRecord {
     pub user_id: String,
