@@ -8,6 +8,8 @@ COPY .cargo ./.cargo
 COPY src ./src
 COPY migrations ./migrations
 COPY tests ./tests
+# Cargo.toml declares the benchmarks, so their files must be present to build at all.
+COPY benches ./benches
 # A member of the workspace (the load generator); not built here.
 COPY bench ./bench
 COPY openapi.yaml ./

@@ -158,8 +158,10 @@ impl Database {
             Pool::builder()
                 .max_size(size)
                 .min_idle(Some(1))
-                // r2d2 would otherwise run a query on every checkout; a connection that broke
-                // is detected by `has_broken` when it comes back, and its request fails alone.
+                // r2d2 would otherwise run a query (a round trip on PostgreSQL) at every
+                // checkout. A connection that broke is dropped by `has_broken` when it comes
+                // back, so after a database restart each stale pooled connection fails once:
+                // one request, or on PostgreSQL the one write batch it carried.
                 .test_on_check_out(false)
                 .connection_timeout(Duration::from_secs(10))
                 .build(manager.clone())
@@ -234,9 +236,10 @@ impl Database {
     /// Runs `f` on a reader connection, off the async workers.
     ///
     /// On SQLite `f` runs in one read transaction: it takes the WAL's read lock once
-    /// instead of at every statement (a third of the database time of a small read),
-    /// and its reads see one state of the database. PostgreSQL would pay two round
-    /// trips more for that, so there each statement stands alone.
+    /// instead of at every statement, and its reads see one state of the database.
+    /// While it runs, checkpoints cannot pass its snapshot, so `f` should be short
+    /// (long reads such as exports use a dedicated reader). PostgreSQL would pay two
+    /// round trips more for a transaction, so there each statement stands alone.
     pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,

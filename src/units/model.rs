@@ -50,6 +50,11 @@ impl UnitKind {
     }
 }
 
+crate::sql_constant!(
+    /// The kind of the platform unit, for the partial index `units_single_platform`.
+    PlatformKind: diesel::sql_types::Text = "'platform'"
+);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -217,11 +222,7 @@ impl Unit {
     }
 
     pub fn platform(conn: &mut DbConnection) -> QueryResult<Option<Unit>> {
-        units::table
-            .filter(units::kind.eq(UnitKind::Platform.as_str()))
-            .select(Unit::as_select())
-            .first(conn)
-            .optional()
+        units::table.filter(units::kind.eq(PlatformKind)).select(Unit::as_select()).first(conn).optional()
     }
 
     pub fn find_by_join_code(conn: &mut DbConnection, code: &str) -> QueryResult<Option<Unit>> {
@@ -496,4 +497,14 @@ impl Membership {
 
 fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spelled_out_platform_kind_is_the_platform_kind() {
+        assert_eq!(PlatformKind::SQL, format!("'{}'", UnitKind::Platform.as_str()));
+    }
 }
