@@ -192,6 +192,7 @@ impl Account {
     pub fn system(conn: &mut DbConnection, community_id: &str, kind: AccountKind) -> QueryResult<Account> {
         accounts::table
             .filter(accounts::community_id.eq(community_id))
+            // Implied by the kind, but the planner must read it to use `accounts_system`.
             .filter(accounts::kind.ne(ResidentKind))
             .filter(accounts::kind.eq(kind.as_str()))
             .select(Account::as_select())
