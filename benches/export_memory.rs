@@ -192,7 +192,8 @@ fn seed(url: DatabaseUrl, transactions: usize) -> anyhow::Result<Seed> {
             Ok(())
         })?;
     }
-    LedgerHead::advance(conn, &community.id, sequence, &previous_hash)?;
+    let mut lock = LedgerHead::lock(conn, &community.id)?;
+    LedgerHead::advance(conn, &mut lock, sequence, previous_hash)?;
     conn.batch_execute(
         "UPDATE accounts SET balance = (SELECT COALESCE(SUM(amount), 0) FROM ledger_postings WHERE account_id = accounts.id)",
     )?;

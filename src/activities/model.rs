@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::model::User;
-use crate::db::DbConnection;
 use crate::db::schema::{activities, activity_registrations, rules, users};
+use crate::db::{DbConnection, KeepPreparedDsl};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -130,6 +130,7 @@ impl Activity {
             activities::table.find(id).filter(activities::status.eq(ActivityStatus::Published.as_str())),
         )
         .set(activities::updated_at.eq(activities::updated_at))
+        .keep_prepared()
         .execute(conn)?;
         Ok(locked == 1)
     }
@@ -140,6 +141,7 @@ impl Activity {
             activities::capacity.is_null().or(activities::registered.lt(activities::capacity.assume_not_null())),
         ))
         .set(activities::registered.eq(activities::registered + 1))
+        .keep_prepared()
         .execute(conn)?;
         Ok(updated == 1)
     }
@@ -147,6 +149,7 @@ impl Activity {
     pub fn free_place(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
         diesel::update(activities::table.find(id))
             .set(activities::registered.eq(activities::registered - 1))
+            .keep_prepared()
             .execute(conn)
             .map(drop)
     }
@@ -166,6 +169,7 @@ impl Activity {
             activities::award_transaction_id.eq(award_transaction_id),
             activities::updated_at.eq(now),
         ))
+        .keep_prepared()
         .execute(conn)?;
         Ok(updated == 1)
     }
@@ -238,6 +242,7 @@ impl Registration {
                 .filter(activity_registrations::checked_in_at.is_null()),
         )
         .set((activity_registrations::checked_in_at.eq(now), activity_registrations::check_in_method.eq(method)))
+        .keep_prepared()
         .execute(conn)?;
         Ok(updated == 1)
     }

@@ -490,7 +490,7 @@ pub async fn complete(
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "complete activities")?;
         // Under the ledger lock, so of parallel completions exactly one sees the activity open.
-        let lock = LedgerHead::lock(conn, &community.id)?;
+        let mut lock = LedgerHead::lock(conn, &community.id)?;
         let activity =
             Activity::find(conn, &community.id, &activity_id)?.ok_or_else(|| ApiError::not_found("activity"))?;
         match activity.status() {
@@ -520,7 +520,7 @@ pub async fn complete(
                 cause: Some(("activity".to_owned(), activity.id.clone())),
                 lines: attendees.into_iter().map(|user_id| (user_id, Some(activity.points))).collect(),
             };
-            Some(award_in(conn, &lock, &community, &rule, award, now)?.0.id)
+            Some(award_in(conn, &mut lock, &community, &rule, award, now)?.0.id)
         };
         if !Activity::complete(conn, &activity.id, transaction_id.as_deref(), now.naive_utc())? {
             return Err(ApiError::new(

@@ -3,8 +3,8 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::schema::{refresh_tokens, users};
+use crate::db::{DbConnection, KeepPreparedDsl};
 
 /// Consecutive failed sign-ins that lock an account.
 pub const MAX_FAILED_LOGINS: i32 = 10;
@@ -114,13 +114,18 @@ impl User {
                 users::password_changed_at.eq(now),
                 users::updated_at.eq(now),
             ))
+            .keep_prepared()
             .execute(conn)
             .map(drop)
     }
 
     /// Replaces a hash with a stronger one of the same password; not a password change.
     pub fn set_password_hash(conn: &mut DbConnection, id: &str, password_hash: &str) -> QueryResult<()> {
-        diesel::update(users::table.find(id)).set(users::password_hash.eq(password_hash)).execute(conn).map(drop)
+        diesel::update(users::table.find(id))
+            .set(users::password_hash.eq(password_hash))
+            .keep_prepared()
+            .execute(conn)
+            .map(drop)
     }
 
     pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
@@ -131,7 +136,10 @@ impl User {
     /// row lock; SQLite's BEGIN IMMEDIATE already holds the database lock), so
     /// concurrent sign-ins count every failure.
     pub fn lock_for_update(conn: &mut DbConnection, id: &str) -> QueryResult<User> {
-        diesel::update(users::table.find(id)).set(users::failed_logins.eq(users::failed_logins)).execute(conn)?;
+        diesel::update(users::table.find(id))
+            .set(users::failed_logins.eq(users::failed_logins))
+            .keep_prepared()
+            .execute(conn)?;
         users::table.find(id).select(User::as_select()).first(conn)
     }
 
@@ -146,6 +154,7 @@ impl User {
         let locked_until = (failures >= MAX_FAILED_LOGINS).then(|| (now + LOCKOUT).naive_utc());
         diesel::update(users::table.find(id))
             .set((users::failed_logins.eq(failures), users::locked_until.eq(locked_until)))
+            .keep_prepared()
             .execute(conn)
             .map(drop)
     }
@@ -159,6 +168,7 @@ impl User {
         }
         diesel::update(users::table.find(id))
             .set((users::failed_logins.eq(0), users::locked_until.eq(None::<NaiveDateTime>)))
+            .keep_prepared()
             .execute(conn)?;
         Ok(true)
     }
@@ -203,6 +213,7 @@ impl RefreshToken {
                 .filter(refresh_tokens::expires_at.gt(now)),
         )
         .set((refresh_tokens::used_at.eq(now), refresh_tokens::replaced_by.eq(successor_id)))
+        .keep_prepared()
         .execute(conn)?;
         Ok(claimed == 1)
     }
@@ -214,6 +225,7 @@ impl RefreshToken {
                 .filter(refresh_tokens::revoked_at.is_null()),
         )
         .set(refresh_tokens::revoked_at.eq(now))
+        .keep_prepared()
         .execute(conn)
     }
 
@@ -224,6 +236,7 @@ impl RefreshToken {
                 .filter(refresh_tokens::revoked_at.is_null()),
         )
         .set(refresh_tokens::revoked_at.eq(now))
+        .keep_prepared()
         .execute(conn)
     }
 }

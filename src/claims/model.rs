@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::DbConnection;
 use crate::db::schema::{claims, rules};
+use crate::db::{DbConnection, KeepPreparedDsl};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -111,6 +111,7 @@ impl Claim {
                 claims::decision_reason.eq(decision.reason),
                 claims::transaction_id.eq(decision.transaction_id),
             ))
+            .keep_prepared()
             .execute(conn)?;
         Ok(updated == 1)
     }

@@ -167,7 +167,7 @@ pub async fn approve(
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, claim, rule) = visible_claim(conn, &principal, &community_id, &claim_id)?;
         community_for(conn, &principal, &community.id, is_staff, "decide claims")?;
-        let lock = LedgerHead::lock(conn, &community.id)?;
+        let mut lock = LedgerHead::lock(conn, &community.id)?;
         if claim.status() != ClaimStatus::Pending {
             return Err(already_decided());
         }
@@ -179,7 +179,7 @@ pub async fn approve(
             cause: Some(("claim".to_owned(), claim.id.clone())),
             lines: vec![(claim.user_id.clone(), points)],
         };
-        let (transaction, postings) = award_in(conn, &lock, &community, &rule, award, now)?;
+        let (transaction, postings) = award_in(conn, &mut lock, &community, &rule, award, now)?;
         let points = postings.iter().map(|posting| posting.amount).max();
         let decision = Decision {
             status: ClaimStatus::Approved,

@@ -3,8 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::schema::idempotency_keys;
+use crate::db::{DbConnection, KeepPreparedDsl};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = idempotency_keys)]
@@ -37,6 +37,7 @@ impl IdempotencyRecord {
                 idempotency_keys::body.eq(&self.body),
                 idempotency_keys::location.eq(&self.location),
             ))
+            .keep_prepared()
             .execute(conn)
             .map(drop)
     }

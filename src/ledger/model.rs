@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::schema::{accounts, ledger_heads, ledger_postings, ledger_transactions, lot_movements, lots};
-use crate::db::{DbConnection, new_id};
+use crate::db::{DbConnection, KeepPreparedDsl, new_id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -207,6 +207,7 @@ impl Account {
     pub fn add_held_and_spent(conn: &mut DbConnection, id: &str, held: i64, spent: i64) -> QueryResult<()> {
         diesel::update(accounts::table.find(id))
             .set((accounts::held.eq(accounts::held + held), accounts::spent.eq(accounts::spent + spent)))
+            .keep_prepared()
             .execute(conn)
             .map(drop)
     }
@@ -219,6 +220,7 @@ impl Account {
                 accounts::earned.eq(accounts::earned + earned),
                 accounts::spent.eq(accounts::spent + spent),
             ))
+            .keep_prepared()
             .execute(conn)
             .map(drop)
     }
@@ -238,20 +240,26 @@ impl Account {
                 accounts::earned.eq(accounts::earned + earned),
                 accounts::spent.eq(accounts::spent + spent),
             ))
+            .keep_prepared()
             .execute(conn)?;
         Ok(updated == 1)
     }
 }
 
-/// Proof that this transaction holds a community's ledger lock (see [`LedgerHead::lock`]).
+/// Proof that this transaction holds a community's ledger lock (see [`LedgerHead::lock`]),
+/// with the chain's last link as of the latest write under it.
 #[derive(Debug)]
 pub struct LedgerLock {
-    community_id: String,
+    head: LedgerHead,
 }
 
 impl LedgerLock {
     pub fn community_id(&self) -> &str {
-        &self.community_id
+        &self.head.community_id
+    }
+
+    pub fn head(&self) -> &LedgerHead {
+        &self.head
     }
 }
 
@@ -265,22 +273,25 @@ pub struct LedgerHead {
 }
 
 impl LedgerHead {
-    /// Takes the community's ledger lock: PostgreSQL's row lock on the head (by a no-op
-    /// UPDATE) or SQLite's database lock. Every ledger write of a community takes it before
-    /// its checks, which orders the writes and keeps the chain linear; [`post`] requires the
-    /// returned token, so no write can forget it.
+    /// Takes the community's ledger lock and reads its chain head: PostgreSQL's row lock on
+    /// the head, or SQLite's database lock, which `BEGIN IMMEDIATE` already holds. Every ledger
+    /// write of a community takes it before its checks, which orders the writes and keeps the
+    /// chain linear; [`post`] requires the returned token, so no write can forget it.
     ///
     /// [`post`]: crate::ledger::service::post
     pub fn lock(conn: &mut DbConnection, community_id: &str) -> QueryResult<LedgerLock> {
-        let locked = diesel::update(ledger_heads::table.find(community_id))
-            .set(ledger_heads::sequence.eq(ledger_heads::sequence))
-            .execute(conn)?;
-        if locked != 1 {
+        let head = ledger_heads::table.find(community_id);
+        let head = match conn {
+            DbConnection::Postgresql(pg) => head.select(LedgerHead::as_select()).for_update().first(pg),
+            DbConnection::Sqlite(sqlite) => head.select(LedgerHead::as_select()).first(sqlite),
+        }
+        .optional()?
+        .ok_or_else(|| {
             // Every community gets its head when it is created: a missing one is a bug, not a 404.
             let missing = format!("community {community_id} has no ledger head");
-            return Err(diesel::result::Error::QueryBuilderError(missing.into()));
-        }
-        Ok(LedgerLock { community_id: community_id.to_owned() })
+            diesel::result::Error::QueryBuilderError(missing.into())
+        })?;
+        Ok(LedgerLock { head })
     }
 
     pub fn community_ids(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
@@ -291,11 +302,15 @@ impl LedgerHead {
         ledger_heads::table.find(community_id).select(LedgerHead::as_select()).first(conn)
     }
 
-    pub fn advance(conn: &mut DbConnection, community_id: &str, sequence: i64, hash: &str) -> QueryResult<()> {
-        diesel::update(ledger_heads::table.find(community_id))
-            .set((ledger_heads::sequence.eq(sequence), ledger_heads::hash.eq(hash)))
-            .execute(conn)
-            .map(drop)
+    /// Makes `sequence` and `hash` the community's new chain head.
+    pub fn advance(conn: &mut DbConnection, lock: &mut LedgerLock, sequence: i64, hash: String) -> QueryResult<()> {
+        diesel::update(ledger_heads::table.find(&lock.head.community_id))
+            .set((ledger_heads::sequence.eq(sequence), ledger_heads::hash.eq(&hash)))
+            .keep_prepared()
+            .execute(conn)?;
+        lock.head.sequence = sequence;
+        lock.head.hash = hash;
+        Ok(())
     }
 }
 
@@ -493,13 +508,14 @@ impl Lot {
         diesel::insert_into(lots::table).values(self).execute(conn).map(drop)
     }
 
-    /// The account's lots with points left, in the order debits consume them:
-    /// soonest expiry first, lots that never expire last, then oldest first.
-    pub fn open(conn: &mut DbConnection, account_id: &str) -> QueryResult<Vec<Lot>> {
+    /// The first `limit` of the account's lots with points left, in the order debits consume
+    /// them: soonest expiry first, lots that never expire last, then oldest first.
+    pub fn open(conn: &mut DbConnection, account_id: &str, limit: usize) -> QueryResult<Vec<Lot>> {
         lots::table
             .filter(lots::account_id.eq(account_id))
             .filter(lots::remaining.gt(NoPoints))
             .order((lots::expires_at.is_null().asc(), lots::expires_at.asc(), lots::earned_at.asc(), lots::id.asc()))
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .select(Lot::as_select())
             .load(conn)
     }
@@ -566,13 +582,18 @@ impl Lot {
     pub fn take(conn: &mut DbConnection, id: &str, amount: i64) -> QueryResult<bool> {
         let updated = diesel::update(lots::table.find(id).filter(lots::remaining.ge(amount)))
             .set(lots::remaining.eq(lots::remaining - amount))
+            .keep_prepared()
             .execute(conn)?;
         Ok(updated == 1)
     }
 
     /// Gives points back to the lot they were taken from.
     pub fn give_back(conn: &mut DbConnection, id: &str, amount: i64) -> QueryResult<()> {
-        diesel::update(lots::table.find(id)).set(lots::remaining.eq(lots::remaining + amount)).execute(conn).map(drop)
+        diesel::update(lots::table.find(id))
+            .set(lots::remaining.eq(lots::remaining + amount))
+            .keep_prepared()
+            .execute(conn)
+            .map(drop)
     }
 }
 

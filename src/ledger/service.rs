@@ -86,6 +86,9 @@ impl NewTransaction {
     }
 }
 
+/// Open lots a debit reads at once; most debits need fewer.
+const LOTS_PER_PAGE: usize = 32;
+
 fn insufficient_points() -> ApiError {
     ApiError::new(ErrorCode::InsufficientPoints, "the resident does not have enough points available")
 }
@@ -95,10 +98,10 @@ fn insufficient_points() -> ApiError {
 /// Runs inside the caller's database transaction; any error rolls all of it back.
 pub fn post(
     conn: &mut DbConnection,
-    lock: &LedgerLock,
+    lock: &mut LedgerLock,
     new: NewTransaction,
     legs: Vec<Leg>,
-) -> ApiResult<(LedgerTransaction, Vec<Posting>)> {
+) -> ApiResult<(LedgerTransaction, Vec<PostingResponse>)> {
     let total = legs.iter().try_fold(0i64, |sum, leg| sum.checked_add(leg.amount));
     if legs.len() < 2 || total != Some(0) || legs.iter().any(|leg| leg.amount == 0) {
         return Err(ApiError::internal("unbalanced ledger transaction"));
@@ -106,7 +109,6 @@ pub fn post(
     if lock.community_id() != new.community_id {
         return Err(ApiError::internal("a ledger write under another community's lock"));
     }
-    let head = LedgerHead::read(conn, &new.community_id)?;
     for leg in &legs {
         let is_resident = leg.account.kind() == AccountKind::Resident;
         if is_resident && leg.amount < 0 {
@@ -120,7 +122,7 @@ pub fn post(
     let mut transaction = LedgerTransaction {
         id: new_id(),
         community_id: new.community_id,
-        sequence: head.sequence + 1,
+        sequence: lock.head().sequence + 1,
         kind: new.kind.as_str().to_owned(),
         rule_code: new.rule_code,
         memo: new.memo,
@@ -129,7 +131,7 @@ pub fn post(
         cause_id: new.cause.map(|(_, id)| id),
         reverses_id: new.reverses_id,
         created_at: new.created_at,
-        previous_hash: head.hash,
+        previous_hash: lock.head().hash.clone(),
         hash: String::new(),
     };
     let postings: Vec<Posting> = legs
@@ -147,6 +149,7 @@ pub fn post(
         .insert(conn, &postings)
         .map_err(unique_violation_as(ErrorCode::AlreadyReversed, "this transaction has already been reversed"))?;
 
+    let posted = postings.iter().zip(&legs).map(|(posting, leg)| PostingResponse::new(posting, &leg.account)).collect();
     let mut movements = Vec::new();
     for leg in legs {
         match leg.lots {
@@ -172,14 +175,8 @@ pub fn post(
             }
             Some(LotEffect::Consume { preferred }) => {
                 let mut needed = -leg.amount;
-                let preferred_ids: HashSet<String> = preferred.iter().map(|lot| lot.id.clone()).collect();
-                let others =
-                    Lot::open(conn, &leg.account.id)?.into_iter().filter(|lot| !preferred_ids.contains(&lot.id));
-                for lot in preferred.into_iter().chain(others) {
-                    if needed == 0 {
-                        break;
-                    }
-                    let taken = needed.min(lot.remaining);
+                let mut take = |conn: &mut DbConnection, lot: Lot, needed: &mut i64| -> ApiResult<()> {
+                    let taken = (*needed).min(lot.remaining);
                     if !Lot::take(conn, &lot.id, taken)? {
                         return Err(ApiError::internal(format!("lot {} changed under a ledger lock", lot.id)));
                     }
@@ -188,7 +185,30 @@ pub fn post(
                         lot_id: lot.id,
                         amount: taken,
                     });
-                    needed -= taken;
+                    *needed -= taken;
+                    Ok(())
+                };
+                for lot in preferred {
+                    if needed == 0 {
+                        break;
+                    }
+                    take(conn, lot, &mut needed)?;
+                }
+                // Then the others, a page at a time, so a debit reads only the lots it uses. A
+                // page is read once every lot before it is used up (the preferred ones too), so
+                // each page starts at the first lot still open.
+                while needed > 0 {
+                    let page = Lot::open(conn, &leg.account.id, LOTS_PER_PAGE)?;
+                    let last_page = page.len() < LOTS_PER_PAGE;
+                    for lot in page {
+                        if needed == 0 {
+                            break;
+                        }
+                        take(conn, lot, &mut needed)?;
+                    }
+                    if last_page {
+                        break;
+                    }
                 }
                 if needed > 0 {
                     return Err(ApiError::internal(format!(
@@ -201,8 +221,8 @@ pub fn post(
         }
     }
     LotMovement::insert_all(conn, &movements)?;
-    LedgerHead::advance(conn, &transaction.community_id, transaction.sequence, &transaction.hash)?;
-    Ok((transaction, postings))
+    LedgerHead::advance(conn, lock, transaction.sequence, transaction.hash.clone())?;
+    Ok((transaction, posted))
 }
 
 pub fn is_staff(roles: Roles) -> bool {
@@ -284,14 +304,7 @@ fn transaction_location(transaction: &LedgerTransaction) -> String {
 }
 
 /// The full view of a transaction just written (its writer is staff).
-fn created(conn: &mut DbConnection, transaction: LedgerTransaction, postings: &[Posting]) -> ApiResult<Reply> {
-    let ids: Vec<String> = postings.iter().map(|posting| posting.account_id.clone()).collect();
-    let accounts: HashMap<String, Account> =
-        Account::find_all(conn, &ids)?.into_iter().map(|account| (account.id.clone(), account)).collect();
-    let postings = postings
-        .iter()
-        .filter_map(|posting| accounts.get(&posting.account_id).map(|account| PostingResponse::new(posting, account)))
-        .collect();
+fn created(transaction: LedgerTransaction, postings: Vec<PostingResponse>) -> ApiResult<Reply> {
     let location = transaction_location(&transaction);
     Reply::created(&TransactionResponse::new(transaction, postings, None), location)
 }
@@ -323,12 +336,12 @@ pub async fn award(
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "award points")?;
-        let lock = LedgerHead::lock(conn, &community.id)?;
+        let mut lock = LedgerHead::lock(conn, &community.id)?;
         let rule = rules::service::resolve(conn, &community, &rule_code, RuleDirection::Earn)?;
         let actor_id = principal.user.id.clone();
         let (transaction, postings) =
-            award_in(conn, &lock, &community, &rule, Award { memo, actor_id, cause: None, lines }, now)?;
-        created(conn, transaction, &postings)
+            award_in(conn, &mut lock, &community, &rule, Award { memo, actor_id, cause: None, lines }, now)?;
+        created(transaction, postings)
     })
     .await
 }
@@ -378,12 +391,12 @@ pub struct Award {
 /// each held to the rule's range and caps. Call under the community's ledger lock.
 pub fn award_in(
     conn: &mut DbConnection,
-    lock: &LedgerLock,
+    lock: &mut LedgerLock,
     community: &Unit,
     rule: &Rule,
     award: Award,
     now: DateTime<Utc>,
-) -> ApiResult<(LedgerTransaction, Vec<Posting>)> {
+) -> ApiResult<(LedgerTransaction, Vec<PostingResponse>)> {
     let expires_at = ExpiryPolicy::of(community).expires_at(now, timezone_of(community));
     let mut legs = vec![Leg::system(Account::system(conn, &community.id, AccountKind::Issuance)?, 0)];
     for (user_id, points) in award.lines {
@@ -417,7 +430,7 @@ pub async fn deduct(
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "deduct points")?;
-        let lock = LedgerHead::lock(conn, &community.id)?;
+        let mut lock = LedgerHead::lock(conn, &community.id)?;
         let rule = rules::service::resolve(conn, &community, &rule_code, RuleDirection::Deduct)?;
         let account = active_resident_account(conn, &community, &user_id, now.naive_utc())?;
         let points = points.unwrap_or(rule.default_points);
@@ -440,8 +453,8 @@ pub async fn deduct(
             now.naive_utc(),
         );
         new.rule_code = Some(rule_code);
-        let (transaction, postings) = post(conn, &lock, new, legs)?;
-        created(conn, transaction, &postings)
+        let (transaction, postings) = post(conn, &mut lock, new, legs)?;
+        created(transaction, postings)
     })
     .await
 }
@@ -460,7 +473,7 @@ pub async fn reverse(
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "reverse transactions")?;
         // Every check below must see the ledger as the write will: under the lock.
-        let lock = LedgerHead::lock(conn, &community.id)?;
+        let mut lock = LedgerHead::lock(conn, &community.id)?;
         let original = LedgerTransaction::find(conn, &community.id, &transaction_id)?
             .ok_or_else(|| ApiError::not_found("transaction"))?;
         let kind = TransactionKind::parse(&original.kind);
@@ -503,10 +516,10 @@ pub async fn reverse(
         );
         new.rule_code = original.rule_code.clone();
         new.reverses_id = Some(original.id.clone());
-        let (transaction, postings) = post(conn, &lock, new, legs)?;
+        let (transaction, postings) = post(conn, &mut lock, new, legs)?;
         // A deduction's points that went back to lots which expired meanwhile expire now.
-        expire_community(conn, &lock, now)?;
-        created(conn, transaction, &postings)
+        expire_community(conn, &mut lock, now)?;
+        created(transaction, postings)
     })
     .await
 }
@@ -752,16 +765,16 @@ pub async fn verify(state: &AppState, principal: Principal, community_id: String
 /// Rerunning it expires nothing twice: expired lots hold no points.
 /// Call it under the community's ledger lock, so no debit takes from these lots between
 /// reading and expiring them.
-pub fn expire_community(conn: &mut DbConnection, lock: &LedgerLock, now: DateTime<Utc>) -> ApiResult<usize> {
-    let community_id = lock.community_id();
+pub fn expire_community(conn: &mut DbConnection, lock: &mut LedgerLock, now: DateTime<Utc>) -> ApiResult<usize> {
+    let community_id = lock.community_id().to_owned();
     let mut due_by_account: Vec<(String, Vec<Lot>)> = Vec::new();
-    for lot in Lot::due(conn, community_id, now.naive_utc())? {
+    for lot in Lot::due(conn, &community_id, now.naive_utc())? {
         match due_by_account.last_mut() {
             Some((account_id, lots)) if *account_id == lot.account_id => lots.push(lot),
             _ => due_by_account.push((lot.account_id.clone(), vec![lot])),
         }
     }
-    let expiry_account = Account::system(conn, community_id, AccountKind::Expiry)?;
+    let expiry_account = Account::system(conn, &community_id, AccountKind::Expiry)?;
     let mut written = 0;
     for (account_id, lots) in due_by_account {
         let Some(account) = Account::find_all(conn, &[account_id])?.pop() else { continue };
@@ -771,7 +784,7 @@ pub fn expire_community(conn: &mut DbConnection, lock: &LedgerLock, now: DateTim
             Leg::system(expiry_account.clone(), total),
         ];
         let memo = "points reached their expiry date".to_owned();
-        let new = NewTransaction::new(community_id, TransactionKind::Expiry, memo, None, now.naive_utc());
+        let new = NewTransaction::new(&community_id, TransactionKind::Expiry, memo, None, now.naive_utc());
         post(conn, lock, new, legs)?;
         written += 1;
     }
@@ -788,8 +801,8 @@ pub fn run_expiry(db: &Database, now: DateTime<Utc>) -> ApiResult<usize> {
     let mut written = 0;
     for community_id in communities {
         let expired = db.write_blocking(|conn| {
-            let lock = LedgerHead::lock(conn, &community_id)?;
-            expire_community(conn, &lock, now)
+            let mut lock = LedgerHead::lock(conn, &community_id)?;
+            expire_community(conn, &mut lock, now)
         });
         match expired {
             Ok(count) => written += count,

@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::DbConnection;
 use crate::db::schema::{redemptions, rewards, units};
+use crate::db::{DbConnection, KeepPreparedDsl};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -101,9 +101,11 @@ impl Redemption {
     pub fn record_pickup_failure(conn: &mut DbConnection, id: &str, lock_until: NaiveDateTime) -> QueryResult<()> {
         diesel::update(redemptions::table.find(id))
             .set(redemptions::pickup_failures.eq(redemptions::pickup_failures + 1))
+            .keep_prepared()
             .execute(conn)?;
         diesel::update(redemptions::table.find(id).filter(redemptions::pickup_failures.ge(MAX_PICKUP_FAILURES)))
             .set((redemptions::pickup_failures.eq(0), redemptions::pickup_locked_until.eq(lock_until)))
+            .keep_prepared()
             .execute(conn)
             .map(drop)
     }
@@ -143,6 +145,7 @@ impl Redemption {
             redemptions::resolved_by.eq(resolved_by),
             redemptions::resolved_at.eq(at),
         ))
+        .keep_prepared()
         .execute(conn)?;
         Ok(updated == 1)
     }

@@ -49,12 +49,10 @@ fn reward_name(conn: &mut DbConnection, redemption: &Redemption) -> ApiResult<St
         .unwrap_or_default())
 }
 
-fn reply(conn: &mut DbConnection, community: &Unit, id: &str, viewer: &str, created: bool) -> ApiResult<Reply> {
+fn reply(conn: &mut DbConnection, community: &Unit, id: &str, viewer: &str) -> ApiResult<Reply> {
     let redemption = Redemption::find(conn, &community.id, id)?.ok_or_else(|| ApiError::not_found("redemption"))?;
     let name = reward_name(conn, &redemption)?;
-    let location = format!("/api/v1/communities/{}/redemptions/{}", redemption.community_id, redemption.id);
-    let response = RedemptionResponse::new(redemption, name, viewer);
-    if created { Reply::created(&response, location) } else { Reply::ok(&response) }
+    Reply::ok(&RedemptionResponse::new(redemption, name, viewer))
 }
 
 fn unused_pickup_code(conn: &mut DbConnection, community_id: &str) -> ApiResult<String> {
@@ -79,7 +77,7 @@ pub async fn order(
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, allowed, "order in the points shop")?;
-        let lock = LedgerHead::lock(conn, &community.id)?;
+        let mut lock = LedgerHead::lock(conn, &community.id)?;
         let user_id = for_someone_else.unwrap_or_else(|| principal.user.id.clone());
         let resident = active_resident_account(conn, &community, &user_id, now.naive_utc())?;
         let reward = Reward::find(conn, &community.id, &request.reward_id.to_string())?
@@ -119,9 +117,9 @@ pub async fn order(
             now.naive_utc(),
         );
         new.cause = Some(("redemption".to_owned(), id.clone()));
-        let (hold, _) = post(conn, &lock, new, legs)?;
+        let (hold, _) = post(conn, &mut lock, new, legs)?;
         Account::add_held_and_spent(conn, &resident.id, points, 0)?;
-        Redemption {
+        let redemption = Redemption {
             id: id.clone(),
             community_id: community.id.clone(),
             user_id,
@@ -138,9 +136,10 @@ pub async fn order(
             created_at: now.naive_utc(),
             pickup_failures: 0,
             pickup_locked_until: None,
-        }
-        .insert(conn)?;
-        reply(conn, &community, &id, &principal.user.id, true)
+        };
+        redemption.insert(conn)?;
+        let location = format!("/api/v1/communities/{}/redemptions/{id}", community.id);
+        Reply::created(&RedemptionResponse::new(redemption, reward.name, &principal.user.id), location)
     })
     .await
 }
@@ -186,7 +185,7 @@ pub async fn fulfil(
     }
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "hand over rewards")?;
-        let lock = LedgerHead::lock(conn, &community.id)?;
+        let mut lock = LedgerHead::lock(conn, &community.id)?;
         let redemption =
             Redemption::find(conn, &community.id, &redemption_id)?.ok_or_else(|| ApiError::not_found("redemption"))?;
         if redemption.status() != RedemptionStatus::Pending {
@@ -211,7 +210,7 @@ pub async fn fulfil(
             now.naive_utc(),
         );
         new.cause = Some(("redemption".to_owned(), redemption.id.clone()));
-        let (settled, _) = post(conn, &lock, new, legs)?;
+        let (settled, _) = post(conn, &mut lock, new, legs)?;
         let resident = Account::resident(conn, &community.id, &redemption.user_id)?
             .ok_or_else(|| ApiError::internal("resident account missing"))?;
         Account::add_held_and_spent(conn, &resident.id, -redemption.points, redemption.points)?;
@@ -225,7 +224,7 @@ pub async fn fulfil(
         )? {
             return Err(not_pending());
         }
-        reply(conn, &community, &redemption.id, &principal.user.id, false)
+        reply(conn, &community, &redemption.id, &principal.user.id)
     })
     .await
 }
@@ -243,7 +242,7 @@ fn too_many_attempts() -> ApiError {
 /// dates; points whose lot expired meanwhile expire at the next run) and its stock.
 fn refund(
     conn: &mut DbConnection,
-    lock: &LedgerLock,
+    lock: &mut LedgerLock,
     community: &Unit,
     redemption: &Redemption,
     resolved_by: Option<&str>,
@@ -290,15 +289,15 @@ pub async fn cancel(
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "cancel orders")?;
-        let lock = LedgerHead::lock(conn, &community.id)?;
+        let mut lock = LedgerHead::lock(conn, &community.id)?;
         let redemption = Redemption::find(conn, &community.id, &redemption_id)?
             .filter(|redemption| is_staff(roles) || redemption.user_id == principal.user.id)
             .ok_or_else(|| ApiError::not_found("redemption"))?;
         if redemption.status() != RedemptionStatus::Pending {
             return Err(not_pending());
         }
-        refund(conn, &lock, &community, &redemption, Some(&principal.user.id), now.naive_utc())?;
-        reply(conn, &community, &redemption.id, &principal.user.id, false)
+        refund(conn, &mut lock, &community, &redemption, Some(&principal.user.id), now.naive_utc())?;
+        reply(conn, &community, &redemption.id, &principal.user.id)
     })
     .await
 }
@@ -313,10 +312,10 @@ pub fn cancel_uncollected(db: &Database, now: DateTime<Utc>) -> ApiResult<usize>
         let result = db.write_blocking(|conn| -> ApiResult<()> {
             let community =
                 Unit::find(conn, &redemption.community_id)?.ok_or_else(|| ApiError::internal("community missing"))?;
-            let lock = LedgerHead::lock(conn, &community.id)?;
+            let mut lock = LedgerHead::lock(conn, &community.id)?;
             match Redemption::find(conn, &community.id, &redemption.id)? {
                 Some(current) if current.status() == RedemptionStatus::Pending => {
-                    refund(conn, &lock, &community, &current, None, now.naive_utc())
+                    refund(conn, &mut lock, &community, &current, None, now.naive_utc())
                 }
                 _ => Ok(()),
             }

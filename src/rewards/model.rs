@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::DbConnection;
 use crate::db::schema::rewards;
+use crate::db::{DbConnection, KeepPreparedDsl};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -89,6 +89,7 @@ impl Reward {
         let taken =
             diesel::update(rewards::table.find(id).filter(rewards::stock.is_null().or(rewards::stock.ge(quantity))))
                 .set(rewards::stock.eq(rewards::stock - quantity))
+                .keep_prepared()
                 .execute(conn)?;
         Ok(taken == 1)
     }
@@ -97,6 +98,7 @@ impl Reward {
     pub fn return_stock(conn: &mut DbConnection, id: &str, quantity: i32) -> QueryResult<()> {
         diesel::update(rewards::table.find(id).filter(rewards::stock.is_not_null()))
             .set(rewards::stock.eq(rewards::stock + quantity))
+            .keep_prepared()
             .execute(conn)
             .map(drop)
     }
