@@ -18,6 +18,7 @@ both_backends!(
     bad_input_is_refused_and_writes_nothing,
     idempotency_keys_replay_and_protect,
     parallel_deductions_never_overdraw,
+    a_debit_takes_from_as_many_lots_as_it_needs,
     parallel_requests_with_one_key_have_one_effect,
     writes_batched_together_succeed_and_fail_alone,
     a_transaction_is_reversed_at_most_once,
@@ -28,6 +29,23 @@ both_backends!(
 
 fn user(resident: &(String, String)) -> &str {
     &resident.0
+}
+
+/// A debit reads the resident's open lots a page at a time; one that needs several pages
+/// of them takes from each, and what is left still matches the balance.
+async fn a_debit_takes_from_as_many_lots_as_it_needs(app: &TestApp) {
+    let c = community(app, "多批", 1).await;
+    let a = user(&c.residents[0]);
+    for _ in 0..70 {
+        award(app, &c, &[(a, 1)]).await;
+    }
+    let deducted = json_of(expect_status(deduct_response(app, &c, a, 69).await, StatusCode::CREATED).await).await;
+    assert_eq!(deducted["postings"][0]["amount"], -69);
+    assert_eq!(balance(app, &c, a).await, 1);
+    expect_problem(deduct_response(app, &c, a, 2).await, StatusCode::CONFLICT, "insufficient_points").await;
+    expect_status(deduct_response(app, &c, a, 1).await, StatusCode::CREATED).await;
+    assert_eq!(balance(app, &c, a).await, 0);
+    check_invariants(app).await;
 }
 
 async fn awards_and_deductions_move_points_between_accounts(app: &TestApp) {
