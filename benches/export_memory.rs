@@ -271,6 +271,8 @@ async fn measure(url: &str, seed: &Seed) -> anyhow::Result<String> {
     let server = Server(
         Command::new(env!("CARGO_BIN_EXE_jifen"))
             .env("JIFEN_DATABASE_URL", url)
+            // As jifen-bench: no TLS to a database on the same machine unless PGSSLMODE says so.
+            .env("PGSSLMODE", std::env::var("PGSSLMODE").unwrap_or_else(|_| "disable".to_owned()))
             .env("JIFEN_BIND", format!("127.0.0.1:{port}"))
             .env("JIFEN_JWT_SECRET", JWT_SECRET)
             .env("JIFEN_ADMIN_PASSWORD", PASSWORD)

@@ -33,6 +33,14 @@ fn script(kind: Kind) -> (&'static str, &'static str) {
     }
 }
 
+/// The `PGSSLMODE` jifen and pgbench connect with: `disable` unless set. The database shares
+/// the machine, as in docker-compose.yml, whose connection is not encrypted either (the
+/// postgres image runs with ssl off). TLS on loopback would tax jifen's twenty-odd round trips
+/// per award and pgbench's few alike, and measure the cipher rather than the ledger.
+pub fn ssl_mode() -> String {
+    std::env::var("PGSSLMODE").unwrap_or_else(|_| "disable".to_owned())
+}
+
 /// Drops and creates the database the URL names (on the same server's `postgres` database).
 pub fn fresh_postgres(url: &str) -> anyhow::Result<()> {
     let (server, name) = url.rsplit_once('/').context("the PostgreSQL URL ends in /DATABASE")?;
@@ -89,6 +97,7 @@ pub fn pgbench(pgbench: &Path, url: &str, kind: Kind, clients: usize, duration: 
     std::fs::write(&path, text)?;
     checkpoint(url)?;
     let output = Command::new(pgbench)
+        .env("PGSSLMODE", ssl_mode())
         .args(["-n", "-M", "prepared", "-f"])
         .arg(&path)
         .args(["-c", &clients.to_string(), "-j", &clients.min(2).to_string()])

@@ -25,6 +25,7 @@ impl Server {
         let child = Command::new(binary)
             .arg("serve")
             .env("JIFEN_DATABASE_URL", database_url)
+            .env("PGSSLMODE", crate::raw::ssl_mode())
             .env("JIFEN_BIND", format!("127.0.0.1:{port}"))
             .env("JIFEN_JWT_SECRET", JWT_SECRET)
             .env("JIFEN_ADMIN_PASSWORD", ADMIN_PASSWORD)
