@@ -80,11 +80,11 @@ pub struct AuditFilter {
 
 impl AuditRecord {
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        diesel::insert_into(audit_records::table).values(self).execute(conn).map(drop)
+        crate::direct!(conn, |conn| diesel::insert_into(audit_records::table).values(self).execute(conn).map(drop))
     }
 
     pub fn unit_path(conn: &mut DbConnection, unit_id: &str) -> QueryResult<Option<String>> {
-        units::table.find(unit_id).select(units::path).first(conn).optional()
+        crate::direct!(conn, |conn| units::table.find(unit_id).select(units::path).first(conn).optional())
     }
 
     /// Newest first (record ids are UUIDv7), after the record `before`.

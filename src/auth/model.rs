@@ -80,14 +80,14 @@ impl User {
     /// The user an access token names, if the session that issued the token (its `jti`)
     /// is still alive: not logged out, not revoked by a password change or token theft.
     pub fn of_live_session(conn: &mut DbConnection, user_id: &str, access_jti: &str) -> QueryResult<Option<User>> {
-        users::table
+        crate::direct!(conn, |conn| users::table
             .inner_join(refresh_tokens::table)
             .filter(users::id.eq(user_id))
             .filter(refresh_tokens::access_jti.eq(access_jti))
             .filter(refresh_tokens::revoked_at.is_null())
             .select(User::as_select())
             .first(conn)
-            .optional()
+            .optional())
     }
 
     pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {

@@ -23,15 +23,19 @@ pub struct IdempotencyRecord {
 
 impl IdempotencyRecord {
     pub fn find(conn: &mut DbConnection, user_id: &str, key: &str) -> QueryResult<Option<IdempotencyRecord>> {
-        idempotency_keys::table.find((user_id, key)).select(IdempotencyRecord::as_select()).first(conn).optional()
+        crate::direct!(conn, |conn| idempotency_keys::table
+            .find((user_id, key))
+            .select(IdempotencyRecord::as_select())
+            .first(conn)
+            .optional())
     }
 
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        diesel::insert_into(idempotency_keys::table).values(self).execute(conn).map(drop)
+        crate::direct!(conn, |conn| diesel::insert_into(idempotency_keys::table).values(self).execute(conn).map(drop))
     }
 
     pub fn set_answer(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        diesel::update(idempotency_keys::table.find((&self.user_id, &self.key)))
+        crate::direct!(conn, |conn| diesel::update(idempotency_keys::table.find((&self.user_id, &self.key)))
             .set((
                 idempotency_keys::status.eq(self.status),
                 idempotency_keys::body.eq(&self.body),
@@ -39,7 +43,7 @@ impl IdempotencyRecord {
             ))
             .keep_prepared()
             .execute(conn)
-            .map(drop)
+            .map(drop))
     }
 
     pub fn purge_older_than(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {

@@ -180,23 +180,23 @@ impl Account {
     }
 
     pub fn resident(conn: &mut DbConnection, community_id: &str, user_id: &str) -> QueryResult<Option<Account>> {
-        accounts::table
+        crate::direct!(conn, |conn| accounts::table
             .filter(accounts::community_id.eq(community_id))
             .filter(accounts::kind.eq(ResidentKind))
             .filter(accounts::user_id.eq(user_id))
             .select(Account::as_select())
             .first(conn)
-            .optional()
+            .optional())
     }
 
     pub fn system(conn: &mut DbConnection, community_id: &str, kind: AccountKind) -> QueryResult<Account> {
-        accounts::table
+        crate::direct!(conn, |conn| accounts::table
             .filter(accounts::community_id.eq(community_id))
             // Implied by the kind, but the planner must read it to use `accounts_system`.
             .filter(accounts::kind.ne(ResidentKind))
             .filter(accounts::kind.eq(kind.as_str()))
             .select(Account::as_select())
-            .first(conn)
+            .first(conn))
     }
 
     pub fn find_all(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<Account>> {
@@ -205,16 +205,16 @@ impl Account {
 
     /// Moves a resident's held figure and lifetime spent (the points themselves move by postings).
     pub fn add_held_and_spent(conn: &mut DbConnection, id: &str, held: i64, spent: i64) -> QueryResult<()> {
-        diesel::update(accounts::table.find(id))
+        crate::direct!(conn, |conn| diesel::update(accounts::table.find(id))
             .set((accounts::held.eq(accounts::held + held), accounts::spent.eq(accounts::spent + spent)))
             .keep_prepared()
             .execute(conn)
-            .map(drop)
+            .map(drop))
     }
 
     /// Adds to a balance (and the running totals). Never fails for lack of points.
     pub fn credit(conn: &mut DbConnection, id: &str, amount: i64, earned: i64, spent: i64) -> QueryResult<()> {
-        diesel::update(accounts::table.find(id))
+        crate::direct!(conn, |conn| diesel::update(accounts::table.find(id))
             .set((
                 accounts::balance.eq(accounts::balance + amount),
                 accounts::earned.eq(accounts::earned + earned),
@@ -222,7 +222,7 @@ impl Account {
             ))
             .keep_prepared()
             .execute(conn)
-            .map(drop)
+            .map(drop))
     }
 
     /// Takes `amount` from a balance only if it covers it: the check is in the
@@ -234,14 +234,15 @@ impl Account {
         earned: i64,
         spent: i64,
     ) -> QueryResult<bool> {
-        let updated = diesel::update(accounts::table.find(id).filter(accounts::balance.ge(amount)))
-            .set((
-                accounts::balance.eq(accounts::balance - amount),
-                accounts::earned.eq(accounts::earned + earned),
-                accounts::spent.eq(accounts::spent + spent),
-            ))
-            .keep_prepared()
-            .execute(conn)?;
+        let updated =
+            crate::direct!(conn, |conn| diesel::update(accounts::table.find(id).filter(accounts::balance.ge(amount)))
+                .set((
+                    accounts::balance.eq(accounts::balance - amount),
+                    accounts::earned.eq(accounts::earned + earned),
+                    accounts::spent.eq(accounts::spent + spent),
+                ))
+                .keep_prepared()
+                .execute(conn))?;
         Ok(updated == 1)
     }
 }
@@ -304,10 +305,10 @@ impl LedgerHead {
 
     /// Makes `sequence` and `hash` the community's new chain head.
     pub fn advance(conn: &mut DbConnection, lock: &mut LedgerLock, sequence: i64, hash: String) -> QueryResult<()> {
-        diesel::update(ledger_heads::table.find(&lock.head.community_id))
+        crate::direct!(conn, |conn| diesel::update(ledger_heads::table.find(&lock.head.community_id))
             .set((ledger_heads::sequence.eq(sequence), ledger_heads::hash.eq(&hash)))
             .keep_prepared()
-            .execute(conn)?;
+            .execute(conn))?;
         lock.head.sequence = sequence;
         lock.head.hash = hash;
         Ok(())
@@ -366,7 +367,7 @@ impl LedgerTransaction {
     }
 
     pub fn insert(&self, conn: &mut DbConnection, postings: &[Posting]) -> QueryResult<()> {
-        diesel::insert_into(ledger_transactions::table).values(self).execute(conn)?;
+        crate::direct!(conn, |conn| diesel::insert_into(ledger_transactions::table).values(self).execute(conn))?;
         crate::insert_all!(conn, ledger_postings::table, postings).map(drop)
     }
 
@@ -381,10 +382,10 @@ impl LedgerTransaction {
 
     /// The ids of the transactions reversing any of `ids`, as (reversed, reversal) pairs.
     pub fn reversals_of(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
-        ledger_transactions::table
+        crate::direct!(conn, |conn| ledger_transactions::table
             .filter(ledger_transactions::reverses_id.eq_any(ids))
             .select((ledger_transactions::reverses_id.assume_not_null(), ledger_transactions::id))
-            .load(conn)
+            .load(conn))
     }
 
     /// How often a resident's account received (or paid) under a rule since a time,
@@ -397,7 +398,7 @@ impl LedgerTransaction {
         kind: TransactionKind,
         since: NaiveDateTime,
     ) -> QueryResult<i64> {
-        let ids: Vec<String> = ledger_transactions::table
+        let ids: Vec<String> = crate::direct!(conn, |conn| ledger_transactions::table
             .inner_join(ledger_postings::table)
             .filter(ledger_transactions::community_id.eq(community_id))
             .filter(ledger_postings::account_id.eq(account_id))
@@ -405,7 +406,7 @@ impl LedgerTransaction {
             .filter(ledger_transactions::kind.eq(kind.as_str()))
             .filter(ledger_transactions::created_at.ge(since))
             .select(ledger_transactions::id)
-            .load(conn)?;
+            .load(conn))?;
         let reversed = Self::reversals_of(conn, &ids)?.len();
         Ok(i64::try_from(ids.len() - reversed).unwrap_or(i64::MAX))
     }
@@ -418,32 +419,34 @@ impl LedgerTransaction {
         before_sequence: Option<i64>,
         limit: i64,
     ) -> QueryResult<Vec<LedgerTransaction>> {
-        let mut query = ledger_transactions::table
-            .filter(ledger_transactions::community_id.eq(community_id.to_owned()))
-            .select(LedgerTransaction::as_select())
-            .into_boxed();
-        if let Some(account_id) = &filter.account_id {
-            query = query.filter(
-                ledger_transactions::id.eq_any(
-                    ledger_postings::table
-                        .filter(ledger_postings::account_id.eq(account_id.clone()))
-                        .select(ledger_postings::transaction_id),
-                ),
-            );
-        }
-        if let Some(kind) = filter.kind {
-            query = query.filter(ledger_transactions::kind.eq(kind.as_str()));
-        }
-        if let Some(from) = filter.from {
-            query = query.filter(ledger_transactions::created_at.ge(from));
-        }
-        if let Some(to) = filter.to {
-            query = query.filter(ledger_transactions::created_at.lt(to));
-        }
-        if let Some(before) = before_sequence {
-            query = query.filter(ledger_transactions::sequence.lt(before));
-        }
-        query.order(ledger_transactions::sequence.desc()).limit(limit).load(conn)
+        crate::direct!(conn, |conn| {
+            let mut query = ledger_transactions::table
+                .filter(ledger_transactions::community_id.eq(community_id.to_owned()))
+                .select(LedgerTransaction::as_select())
+                .into_boxed();
+            if let Some(account_id) = &filter.account_id {
+                query = query.filter(
+                    ledger_transactions::id.eq_any(
+                        ledger_postings::table
+                            .filter(ledger_postings::account_id.eq(account_id.clone()))
+                            .select(ledger_postings::transaction_id),
+                    ),
+                );
+            }
+            if let Some(kind) = filter.kind {
+                query = query.filter(ledger_transactions::kind.eq(kind.as_str()));
+            }
+            if let Some(from) = filter.from {
+                query = query.filter(ledger_transactions::created_at.ge(from));
+            }
+            if let Some(to) = filter.to {
+                query = query.filter(ledger_transactions::created_at.lt(to));
+            }
+            if let Some(before) = before_sequence {
+                query = query.filter(ledger_transactions::sequence.lt(before));
+            }
+            query.order(ledger_transactions::sequence.desc()).limit(limit).load(conn)
+        })
     }
 
     /// A run of the chain in sequence order, for verification.
@@ -469,12 +472,14 @@ impl Posting {
         conn: &mut DbConnection,
         transaction_ids: &[String],
     ) -> QueryResult<Vec<(Posting, Account)>> {
-        ledger_postings::table
+        // One statement per number of ids on SQLite (`IN (?, …)`), at most a page's.
+        crate::direct!(conn, |conn| ledger_postings::table
             .inner_join(accounts::table)
             .filter(ledger_postings::transaction_id.eq_any(transaction_ids))
             .order((ledger_postings::transaction_id.asc(), ledger_postings::line.asc()))
             .select((Posting::as_select(), Account::as_select()))
-            .load(conn)
+            .keep_prepared()
+            .load(conn))
     }
 }
 
@@ -505,19 +510,19 @@ pub struct LotMovement {
 
 impl Lot {
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        diesel::insert_into(lots::table).values(self).execute(conn).map(drop)
+        crate::direct!(conn, |conn| diesel::insert_into(lots::table).values(self).execute(conn)).map(drop)
     }
 
     /// The first `limit` of the account's lots with points left, in the order debits consume
     /// them: soonest expiry first, lots that never expire last, then oldest first.
     pub fn open(conn: &mut DbConnection, account_id: &str, limit: usize) -> QueryResult<Vec<Lot>> {
-        lots::table
+        crate::direct!(conn, |conn| lots::table
             .filter(lots::account_id.eq(account_id))
             .filter(lots::remaining.gt(NoPoints))
             .order((lots::expires_at.is_null().asc(), lots::expires_at.asc(), lots::earned_at.asc(), lots::id.asc()))
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .select(Lot::as_select())
-            .load(conn)
+            .load(conn))
     }
 
     /// The open lots one transaction created.
@@ -559,14 +564,14 @@ impl Lot {
         from: NaiveDateTime,
         until: NaiveDateTime,
     ) -> QueryResult<Vec<(NaiveDateTime, i64)>> {
-        let lots: Vec<(Option<NaiveDateTime>, i64)> = lots::table
+        let lots: Vec<(Option<NaiveDateTime>, i64)> = crate::direct!(conn, |conn| lots::table
             .filter(lots::account_id.eq(account_id))
             .filter(lots::remaining.gt(NoPoints))
             .filter(lots::expires_at.gt(from))
             .filter(lots::expires_at.le(until))
             .order(lots::expires_at.asc())
             .select((lots::expires_at, lots::remaining))
-            .load(conn)?;
+            .load(conn))?;
         let mut by_time: Vec<(NaiveDateTime, i64)> = Vec::new();
         for (expires_at, remaining) in lots {
             let Some(expires_at) = expires_at else { continue };
@@ -580,20 +585,21 @@ impl Lot {
 
     /// Takes points from a lot; the guard keeps `remaining` from going negative.
     pub fn take(conn: &mut DbConnection, id: &str, amount: i64) -> QueryResult<bool> {
-        let updated = diesel::update(lots::table.find(id).filter(lots::remaining.ge(amount)))
-            .set(lots::remaining.eq(lots::remaining - amount))
-            .keep_prepared()
-            .execute(conn)?;
+        let updated =
+            crate::direct!(conn, |conn| diesel::update(lots::table.find(id).filter(lots::remaining.ge(amount)))
+                .set(lots::remaining.eq(lots::remaining - amount))
+                .keep_prepared()
+                .execute(conn))?;
         Ok(updated == 1)
     }
 
     /// Gives points back to the lot they were taken from.
     pub fn give_back(conn: &mut DbConnection, id: &str, amount: i64) -> QueryResult<()> {
-        diesel::update(lots::table.find(id))
+        crate::direct!(conn, |conn| diesel::update(lots::table.find(id))
             .set(lots::remaining.eq(lots::remaining + amount))
             .keep_prepared()
             .execute(conn)
-            .map(drop)
+            .map(drop))
     }
 }
 

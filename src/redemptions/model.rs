@@ -76,7 +76,7 @@ impl Redemption {
     }
 
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        diesel::insert_into(redemptions::table).values(self).execute(conn).map(drop)
+        crate::direct!(conn, |conn| diesel::insert_into(redemptions::table).values(self).execute(conn).map(drop))
     }
 
     pub fn find(conn: &mut DbConnection, community_id: &str, id: &str) -> QueryResult<Option<Redemption>> {
@@ -89,11 +89,11 @@ impl Redemption {
     }
 
     pub fn code_taken(conn: &mut DbConnection, community_id: &str, code: &str) -> QueryResult<bool> {
-        let count: i64 = redemptions::table
+        let count: i64 = crate::direct!(conn, |conn| redemptions::table
             .filter(redemptions::community_id.eq(community_id))
             .filter(redemptions::pickup_code.eq(code))
             .count()
-            .get_result(conn)?;
+            .get_result(conn))?;
         Ok(count > 0)
     }
 
@@ -117,13 +117,13 @@ impl Redemption {
         reward_id: &str,
         since: NaiveDateTime,
     ) -> QueryResult<i64> {
-        let quantities: Vec<i32> = redemptions::table
+        let quantities: Vec<i32> = crate::direct!(conn, |conn| redemptions::table
             .filter(redemptions::user_id.eq(user_id))
             .filter(redemptions::reward_id.eq(reward_id))
             .filter(redemptions::created_at.ge(since))
             .filter(redemptions::status.ne(RedemptionStatus::Cancelled.as_str()))
             .select(redemptions::quantity)
-            .load(conn)?;
+            .load(conn))?;
         Ok(quantities.into_iter().map(i64::from).sum())
     }
 

@@ -86,11 +86,12 @@ impl Reward {
     /// Takes items from the stock if enough are left, in one guarded UPDATE (unlimited
     /// stock stays NULL); false if not enough are left.
     pub fn take_stock(conn: &mut DbConnection, id: &str, quantity: i32) -> QueryResult<bool> {
-        let taken =
-            diesel::update(rewards::table.find(id).filter(rewards::stock.is_null().or(rewards::stock.ge(quantity))))
-                .set(rewards::stock.eq(rewards::stock - quantity))
-                .keep_prepared()
-                .execute(conn)?;
+        let taken = crate::direct!(conn, |conn| diesel::update(
+            rewards::table.find(id).filter(rewards::stock.is_null().or(rewards::stock.ge(quantity)))
+        )
+        .set(rewards::stock.eq(rewards::stock - quantity))
+        .keep_prepared()
+        .execute(conn))?;
         Ok(taken == 1)
     }
 
@@ -108,12 +109,12 @@ impl Reward {
     }
 
     pub fn find(conn: &mut DbConnection, community_id: &str, id: &str) -> QueryResult<Option<Reward>> {
-        rewards::table
+        crate::direct!(conn, |conn| rewards::table
             .find(id)
             .filter(rewards::community_id.eq(community_id))
             .select(Reward::as_select())
             .first(conn)
-            .optional()
+            .optional())
     }
 
     pub fn update(conn: &mut DbConnection, id: &str, changes: &RewardChanges) -> QueryResult<Reward> {

@@ -133,12 +133,12 @@ impl Rule {
     }
 
     pub fn find_by_code(conn: &mut DbConnection, community_id: &str, code: &str) -> QueryResult<Option<Rule>> {
-        rules::table
+        crate::direct!(conn, |conn| rules::table
             .filter(rules::community_id.eq(community_id))
             .filter(rules::code.eq(code))
             .select(Rule::as_select())
             .first(conn)
-            .optional()
+            .optional())
     }
 
     pub fn update(conn: &mut DbConnection, id: &str, changes: &RuleChanges) -> QueryResult<Rule> {

@@ -218,7 +218,7 @@ impl Unit {
     }
 
     pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Unit>> {
-        units::table.find(id).select(Unit::as_select()).first(conn).optional()
+        crate::direct!(conn, |conn| units::table.find(id).select(Unit::as_select()).first(conn).optional())
     }
 
     pub fn platform(conn: &mut DbConnection) -> QueryResult<Option<Unit>> {
@@ -417,12 +417,12 @@ impl Membership {
     }
 
     pub fn find(conn: &mut DbConnection, unit_id: &str, user_id: &str) -> QueryResult<Option<Membership>> {
-        memberships::table
+        crate::direct!(conn, |conn| memberships::table
             .filter(memberships::unit_id.eq(unit_id))
             .filter(memberships::user_id.eq(user_id))
             .select(Membership::as_select())
             .first(conn)
-            .optional()
+            .optional())
     }
 
     pub fn platform_has_admin(conn: &mut DbConnection, platform_id: &str) -> QueryResult<bool> {
@@ -452,12 +452,12 @@ impl Membership {
 
     /// Every membership of a user with its unit, for authorisation and the profile.
     pub fn of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<(Membership, Unit)>> {
-        memberships::table
+        crate::direct!(conn, |conn| memberships::table
             .inner_join(units::table)
             .filter(memberships::user_id.eq(user_id))
             .select((Membership::as_select(), Unit::as_select()))
             .order(memberships::id.asc())
-            .load(conn)
+            .load(conn))
     }
 
     /// Members of one unit with their users, in membership id order after `after`.
