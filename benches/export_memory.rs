@@ -187,8 +187,8 @@ fn seed(url: DatabaseUrl, transactions: usize) -> anyhow::Result<Seed> {
             postings.extend(legs);
         }
         conn.transaction(|conn| -> QueryResult<()> {
-            jifen::insert_all!(&mut *conn, ledger_transactions::table, &rows)?;
-            jifen::insert_all!(&mut *conn, ledger_postings::table, &postings)?;
+            jifen::insert_all!(&mut *conn, ledger_transactions::table, &rows, ledger_transactions::id)?;
+            jifen::insert_all!(&mut *conn, ledger_postings::table, &postings, ledger_postings::transaction_id)?;
             Ok(())
         })?;
     }

@@ -130,6 +130,7 @@ impl Activity {
             activities::table.find(id).filter(activities::status.eq(ActivityStatus::Published.as_str())),
         )
         .set(activities::updated_at.eq(activities::updated_at))
+        .returning(activities::id)
         .keep_prepared()
         .execute(conn)?;
         Ok(locked == 1)
@@ -141,6 +142,7 @@ impl Activity {
             activities::capacity.is_null().or(activities::registered.lt(activities::capacity.assume_not_null())),
         ))
         .set(activities::registered.eq(activities::registered + 1))
+        .returning(activities::id)
         .keep_prepared()
         .execute(conn)?;
         Ok(updated == 1)
@@ -149,6 +151,7 @@ impl Activity {
     pub fn free_place(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
         diesel::update(activities::table.find(id))
             .set(activities::registered.eq(activities::registered - 1))
+            .returning(activities::id)
             .keep_prepared()
             .execute(conn)
             .map(drop)
@@ -169,6 +172,7 @@ impl Activity {
             activities::award_transaction_id.eq(award_transaction_id),
             activities::updated_at.eq(now),
         ))
+        .returning(activities::id)
         .keep_prepared()
         .execute(conn)?;
         Ok(updated == 1)
@@ -242,6 +246,7 @@ impl Registration {
                 .filter(activity_registrations::checked_in_at.is_null()),
         )
         .set((activity_registrations::checked_in_at.eq(now), activity_registrations::check_in_method.eq(method)))
+        .returning(activity_registrations::user_id)
         .keep_prepared()
         .execute(conn)?;
         Ok(updated == 1)

@@ -114,6 +114,7 @@ impl User {
                 users::password_changed_at.eq(now),
                 users::updated_at.eq(now),
             ))
+            .returning(users::id)
             .keep_prepared()
             .execute(conn)
             .map(drop)
@@ -123,6 +124,7 @@ impl User {
     pub fn set_password_hash(conn: &mut DbConnection, id: &str, password_hash: &str) -> QueryResult<()> {
         diesel::update(users::table.find(id))
             .set(users::password_hash.eq(password_hash))
+            .returning(users::id)
             .keep_prepared()
             .execute(conn)
             .map(drop)
@@ -138,6 +140,7 @@ impl User {
     pub fn lock_for_update(conn: &mut DbConnection, id: &str) -> QueryResult<User> {
         diesel::update(users::table.find(id))
             .set(users::failed_logins.eq(users::failed_logins))
+            .returning(users::id)
             .keep_prepared()
             .execute(conn)?;
         users::table.find(id).select(User::as_select()).first(conn)
@@ -154,6 +157,7 @@ impl User {
         let locked_until = (failures >= MAX_FAILED_LOGINS).then(|| (now + LOCKOUT).naive_utc());
         diesel::update(users::table.find(id))
             .set((users::failed_logins.eq(failures), users::locked_until.eq(locked_until)))
+            .returning(users::id)
             .keep_prepared()
             .execute(conn)
             .map(drop)
@@ -168,6 +172,7 @@ impl User {
         }
         diesel::update(users::table.find(id))
             .set((users::failed_logins.eq(0), users::locked_until.eq(None::<NaiveDateTime>)))
+            .returning(users::id)
             .keep_prepared()
             .execute(conn)?;
         Ok(true)
@@ -213,6 +218,7 @@ impl RefreshToken {
                 .filter(refresh_tokens::expires_at.gt(now)),
         )
         .set((refresh_tokens::used_at.eq(now), refresh_tokens::replaced_by.eq(successor_id)))
+        .returning(refresh_tokens::id)
         .keep_prepared()
         .execute(conn)?;
         Ok(claimed == 1)
@@ -225,6 +231,7 @@ impl RefreshToken {
                 .filter(refresh_tokens::revoked_at.is_null()),
         )
         .set(refresh_tokens::revoked_at.eq(now))
+        .returning(refresh_tokens::id)
         .keep_prepared()
         .execute(conn)
     }
@@ -236,6 +243,7 @@ impl RefreshToken {
                 .filter(refresh_tokens::revoked_at.is_null()),
         )
         .set(refresh_tokens::revoked_at.eq(now))
+        .returning(refresh_tokens::id)
         .keep_prepared()
         .execute(conn)
     }

@@ -111,6 +111,7 @@ impl Claim {
                 claims::decision_reason.eq(decision.reason),
                 claims::transaction_id.eq(decision.transaction_id),
             ))
+            .returning(claims::id)
             .keep_prepared()
             .execute(conn)?;
         Ok(updated == 1)

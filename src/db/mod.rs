@@ -514,8 +514,22 @@ macro_rules! direct {
 /// PostgreSQL a parse. Wrapped, the statement is cached under its SQL text, which describes it
 /// fully: each shape it takes is prepared once per connection. Only for statements of few
 /// shapes; a changeset of optional fields may take 2ⁿ.
+///
+/// An UPDATE or INSERT must return its rows' ids (`returning(table::id)`) and run through
+/// [`KeepPrepared::execute`]: diesel's own `execute` passes the statement on by reference,
+/// and a reference is never asked whether it may be cached.
 #[derive(Debug, Clone, Copy)]
 pub struct KeepPrepared<Q>(Q);
+
+impl<Q> KeepPrepared<Q> {
+    /// Runs the statement and counts the ids it returns: the rows it changed.
+    pub fn execute<'query, Conn>(self, conn: &mut Conn) -> QueryResult<usize>
+    where
+        Self: diesel::query_dsl::LoadQuery<'query, Conn, String>,
+    {
+        Ok(RunQueryDsl::load::<String>(self, conn)?.len())
+    }
+}
 
 pub trait KeepPreparedDsl: Sized {
     fn keep_prepared(self) -> KeepPrepared<Self> {
@@ -551,17 +565,18 @@ impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for KeepPrepa
 impl<Q, Conn> RunQueryDsl<Conn> for KeepPrepared<Q> {}
 
 /// Inserts many rows. PostgreSQL takes them in one statement, kept prepared for each number
-/// of rows, to save round trips. SQLite has no round trips to save: a cached single-row INSERT
-/// per row costs less than preparing a multi-row one. The MultiConnection backend has no batch
-/// insert, so this dispatches to the concrete connection.
+/// of rows (it returns `$id`, a text column, as [`KeepPrepared`] requires), to save round
+/// trips. SQLite has no round trips to save: a cached single-row INSERT per row costs less
+/// than preparing a multi-row one. The MultiConnection backend has no batch insert, so this
+/// dispatches to the concrete connection.
 #[macro_export]
 macro_rules! insert_all {
-    ($conn:expr, $table:expr, $rows:expr) => {
+    ($conn:expr, $table:expr, $rows:expr, $id:expr) => {
         match $conn {
-            $crate::db::DbConnection::Postgresql(conn) => diesel::RunQueryDsl::execute(
-                $crate::db::KeepPreparedDsl::keep_prepared(diesel::insert_into($table).values($rows)),
-                conn,
-            ),
+            $crate::db::DbConnection::Postgresql(conn) => {
+                $crate::db::KeepPreparedDsl::keep_prepared(diesel::insert_into($table).values($rows).returning($id))
+                    .execute(conn)
+            }
             $crate::db::DbConnection::Sqlite(conn) => ($rows).into_iter().try_fold(0, |inserted, row| {
                 diesel::RunQueryDsl::execute(diesel::insert_into($table).values(row), conn).map(|one| inserted + one)
             }),
@@ -616,6 +631,59 @@ mod tests {
     fn sqlite_is_built_with_jifens_options() {
         let mut conn = diesel::SqliteConnection::establish(":memory:").expect("in-memory SQLite");
         assert_eq!(missing_sqlite_build_options(&mut conn).expect("compile options"), Vec::<&str>::new());
+    }
+
+    diesel::table! {
+        counters (id) {
+            id -> Text,
+            hits -> BigInt,
+        }
+    }
+
+    /// Prepares statements on `conn` and counts those diesel keeps in its cache.
+    fn count_cached(conn: &mut impl Connection) -> Arc<std::sync::atomic::AtomicUsize> {
+        let cached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = cached.clone();
+        conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if matches!(event, diesel::connection::InstrumentationEvent::CacheQuery { .. }) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        cached
+    }
+
+    #[test]
+    fn kept_statements_are_prepared_once() {
+        let connect = || {
+            let mut sqlite = diesel::SqliteConnection::establish(":memory:").expect("in-memory SQLite");
+            sqlite
+                .batch_execute("CREATE TABLE counters (id TEXT PRIMARY KEY, hits BIGINT NOT NULL); INSERT INTO counters VALUES ('a', 0)")
+                .expect("table");
+            sqlite
+        };
+        let mut sqlite = connect();
+        let bump = || diesel::update(counters::table.find("a")).set(counters::hits.eq(counters::hits + 1));
+
+        let cached = count_cached(&mut sqlite);
+        for _ in 0..3 {
+            bump().execute(&mut sqlite).expect("plain update");
+        }
+        assert_eq!(cached.load(std::sync::atomic::Ordering::Relaxed), 0, "diesel caches no UPDATE by itself");
+
+        for _ in 0..3 {
+            let changed = bump().returning(counters::id).keep_prepared().execute(&mut sqlite).expect("kept update");
+            assert_eq!(changed, 1);
+        }
+        assert_eq!(cached.load(std::sync::atomic::Ordering::Relaxed), 1, "directly: prepared once, then reused");
+
+        let mut multi = DbConnection::Sqlite(connect());
+        let cached = count_cached(&mut multi);
+        for _ in 0..3 {
+            bump().returning(counters::id).keep_prepared().execute(&mut multi).expect("kept update");
+        }
+        assert_eq!(cached.load(std::sync::atomic::Ordering::Relaxed), 1, "through DbConnection: prepared once");
+        let hits: i64 = counters::table.select(counters::hits).first(&mut multi).expect("hits");
+        assert_eq!(hits, 3);
     }
 
     #[test]

@@ -41,6 +41,7 @@ impl IdempotencyRecord {
                 idempotency_keys::body.eq(&self.body),
                 idempotency_keys::location.eq(&self.location),
             ))
+            .returning(idempotency_keys::key)
             .keep_prepared()
             .execute(conn)
             .map(drop))

@@ -149,7 +149,7 @@ impl Account {
     pub fn open_community(conn: &mut DbConnection, community_id: &str, now: NaiveDateTime) -> QueryResult<()> {
         let system: Vec<Account> =
             AccountKind::SYSTEM.iter().map(|kind| Account::new(community_id, *kind, None, now)).collect();
-        crate::insert_all!(conn, accounts::table, &system)?;
+        crate::insert_all!(conn, accounts::table, &system, accounts::id)?;
         diesel::insert_into(ledger_heads::table)
             .values((
                 ledger_heads::community_id.eq(community_id),
@@ -207,6 +207,7 @@ impl Account {
     pub fn add_held_and_spent(conn: &mut DbConnection, id: &str, held: i64, spent: i64) -> QueryResult<()> {
         crate::direct!(conn, |conn| diesel::update(accounts::table.find(id))
             .set((accounts::held.eq(accounts::held + held), accounts::spent.eq(accounts::spent + spent)))
+            .returning(accounts::id)
             .keep_prepared()
             .execute(conn)
             .map(drop))
@@ -220,6 +221,7 @@ impl Account {
                 accounts::earned.eq(accounts::earned + earned),
                 accounts::spent.eq(accounts::spent + spent),
             ))
+            .returning(accounts::id)
             .keep_prepared()
             .execute(conn)
             .map(drop))
@@ -241,6 +243,7 @@ impl Account {
                     accounts::earned.eq(accounts::earned + earned),
                     accounts::spent.eq(accounts::spent + spent),
                 ))
+                .returning(accounts::id)
                 .keep_prepared()
                 .execute(conn))?;
         Ok(updated == 1)
@@ -307,6 +310,7 @@ impl LedgerHead {
     pub fn advance(conn: &mut DbConnection, lock: &mut LedgerLock, sequence: i64, hash: String) -> QueryResult<()> {
         crate::direct!(conn, |conn| diesel::update(ledger_heads::table.find(&lock.head.community_id))
             .set((ledger_heads::sequence.eq(sequence), ledger_heads::hash.eq(&hash)))
+            .returning(ledger_heads::community_id)
             .keep_prepared()
             .execute(conn))?;
         lock.head.sequence = sequence;
@@ -368,7 +372,7 @@ impl LedgerTransaction {
 
     pub fn insert(&self, conn: &mut DbConnection, postings: &[Posting]) -> QueryResult<()> {
         crate::direct!(conn, |conn| diesel::insert_into(ledger_transactions::table).values(self).execute(conn))?;
-        crate::insert_all!(conn, ledger_postings::table, postings).map(drop)
+        crate::insert_all!(conn, ledger_postings::table, postings, ledger_postings::transaction_id).map(drop)
     }
 
     pub fn find(conn: &mut DbConnection, community_id: &str, id: &str) -> QueryResult<Option<LedgerTransaction>> {
@@ -588,6 +592,7 @@ impl Lot {
         let updated =
             crate::direct!(conn, |conn| diesel::update(lots::table.find(id).filter(lots::remaining.ge(amount)))
                 .set(lots::remaining.eq(lots::remaining - amount))
+                .returning(lots::id)
                 .keep_prepared()
                 .execute(conn))?;
         Ok(updated == 1)
@@ -597,6 +602,7 @@ impl Lot {
     pub fn give_back(conn: &mut DbConnection, id: &str, amount: i64) -> QueryResult<()> {
         crate::direct!(conn, |conn| diesel::update(lots::table.find(id))
             .set(lots::remaining.eq(lots::remaining + amount))
+            .returning(lots::id)
             .keep_prepared()
             .execute(conn)
             .map(drop))
@@ -608,7 +614,7 @@ impl LotMovement {
         if movements.is_empty() {
             return Ok(());
         }
-        crate::insert_all!(conn, lot_movements::table, movements).map(drop)
+        crate::insert_all!(conn, lot_movements::table, movements, lot_movements::lot_id).map(drop)
     }
 
     pub fn of_transaction(conn: &mut DbConnection, transaction_id: &str) -> QueryResult<Vec<LotMovement>> {

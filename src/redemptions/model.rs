@@ -101,10 +101,12 @@ impl Redemption {
     pub fn record_pickup_failure(conn: &mut DbConnection, id: &str, lock_until: NaiveDateTime) -> QueryResult<()> {
         diesel::update(redemptions::table.find(id))
             .set(redemptions::pickup_failures.eq(redemptions::pickup_failures + 1))
+            .returning(redemptions::id)
             .keep_prepared()
             .execute(conn)?;
         diesel::update(redemptions::table.find(id).filter(redemptions::pickup_failures.ge(MAX_PICKUP_FAILURES)))
             .set((redemptions::pickup_failures.eq(0), redemptions::pickup_locked_until.eq(lock_until)))
+            .returning(redemptions::id)
             .keep_prepared()
             .execute(conn)
             .map(drop)
@@ -145,6 +147,7 @@ impl Redemption {
             redemptions::resolved_by.eq(resolved_by),
             redemptions::resolved_at.eq(at),
         ))
+        .returning(redemptions::id)
         .keep_prepared()
         .execute(conn)?;
         Ok(updated == 1)

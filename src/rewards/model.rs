@@ -90,6 +90,7 @@ impl Reward {
             rewards::table.find(id).filter(rewards::stock.is_null().or(rewards::stock.ge(quantity)))
         )
         .set(rewards::stock.eq(rewards::stock - quantity))
+        .returning(rewards::id)
         .keep_prepared()
         .execute(conn))?;
         Ok(taken == 1)
@@ -99,6 +100,7 @@ impl Reward {
     pub fn return_stock(conn: &mut DbConnection, id: &str, quantity: i32) -> QueryResult<()> {
         diesel::update(rewards::table.find(id).filter(rewards::stock.is_not_null()))
             .set(rewards::stock.eq(rewards::stock + quantity))
+            .returning(rewards::id)
             .keep_prepared()
             .execute(conn)
             .map(drop)
