@@ -8,6 +8,7 @@
 //! column has a default): diesel can then prepare each INSERT once and keep it, where
 //! an INSERT that might write DEFAULT is prepared again every time.
 
+mod checkpoint;
 pub mod group_commit;
 pub mod schema;
 
@@ -107,6 +108,8 @@ impl ManageConnection for ConnectionManager {
                     "PRAGMA synchronous = FULL".to_owned(),
                     "PRAGMA foreign_keys = ON".to_owned(),
                     "PRAGMA temp_store = MEMORY".to_owned(),
+                    // The checkpoints are a thread's of their own (see `checkpoint`).
+                    "PRAGMA wal_autocheckpoint = 0".to_owned(),
                 ] {
                     conn.batch_execute(&pragma)?;
                 }
@@ -143,6 +146,7 @@ pub struct Database {
     /// Permits for dedicated readers: each holds a connection outside the pools and a
     /// blocking thread for minutes, so only a few may run at once.
     long_reads: Arc<tokio::sync::Semaphore>,
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 /// How many dedicated readers (exports) one server runs at once.
@@ -176,12 +180,14 @@ impl Database {
         // PostgreSQL: half the pool may be writing, the rest stays for reads.
         let lane_count = if url.is_sqlite() { 1 } else { (pool_size as usize / 2).max(1) };
         let lanes = Arc::new(group_commit::Lanes::start(&writers, url.is_sqlite(), lane_count)?);
+        let checkpointer = checkpoint::Checkpointer::start(&manager)?.map(Arc::new);
         let db = Database {
             readers,
             writers,
             lanes,
             manager,
             long_reads: Arc::new(tokio::sync::Semaphore::new(MAX_LONG_READS)),
+            _checkpointer: checkpointer,
         };
         db.migrate()?;
         Ok(db)
@@ -684,6 +690,29 @@ mod tests {
         assert_eq!(cached.load(std::sync::atomic::Ordering::Relaxed), 1, "through DbConnection: prepared once");
         let hits: i64 = counters::table.select(counters::hits).first(&mut multi).expect("hits");
         assert_eq!(hits, 3);
+    }
+
+    /// Writes reach the database file without a commit ever checkpointing: every connection
+    /// has `wal_autocheckpoint = 0`, so only the background thread can have copied them.
+    #[test]
+    fn the_wal_is_checkpointed_in_the_background() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("jifen.db");
+        let db = Database::connect(DatabaseUrl::Sqlite(path.clone()), 2).expect("database");
+        let before = std::fs::metadata(&path).expect("database file").len();
+        db.write_blocking(|conn| -> anyhow::Result<()> {
+            Ok(conn.batch_execute(
+                "CREATE TABLE scratch (data BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
+                 INSERT INTO scratch SELECT randomblob(1000) FROM n",
+            )?)
+        })
+        .expect("4 MB written");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&path).expect("database file").len() < before + 3_000_000 {
+            assert!(std::time::Instant::now() < deadline, "the WAL was not checkpointed within 10 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     #[test]
