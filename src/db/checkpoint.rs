@@ -2,44 +2,77 @@
 //!
 //! Left to itself, SQLite checkpoints in the commit that takes the WAL past 1,000 pages, on
 //! the connection that committed: the group commit's one writer thread, which then spent a
-//! seventh of its time copying pages and waiting for their fsync instead of writing. Every
-//! connection is opened with `wal_autocheckpoint = 0`, and this thread runs a PASSIVE
-//! checkpoint a few times a second on a connection of its own. A PASSIVE checkpoint never
-//! waits for a writer or a reader: it copies what no reader still needs, and the next write
-//! after a complete one starts the WAL over, so the file stays as small as before.
+//! seventh of its time copying pages and waiting for their fsync instead of writing. This
+//! thread runs a PASSIVE checkpoint a few times a second on a connection of its own, and once
+//! more when the database is closed. A PASSIVE checkpoint never waits for a writer or a
+//! reader: it copies what no reader still needs, and the next write after a complete one
+//! starts the WAL over, so the file stays as small as before. Should the thread fall far
+//! behind or fail, commits checkpoint again themselves, past [`FALLBACK_PAGES`].
 
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
+use diesel::SqliteConnection;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::ManageConnection;
 
-use super::{ConnectionManager, DatabaseUrl};
+use super::{ConnectionManager, DbConnection};
 
 const INTERVAL: Duration = Duration::from_millis(200);
+/// WAL pages (4 KiB each) past which a commit checkpoints by itself (`wal_autocheckpoint`).
+pub const FALLBACK_PAGES: u32 = 10_000;
 
-/// Stops its thread when dropped (with the last clone of its `Database`).
+/// Stops its thread, after a last checkpoint, when dropped (with the last clone of its `Database`).
 pub struct Checkpointer {
-    _stop: mpsc::Sender<()>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
+    /// The checkpoint thread of a SQLite database; None on PostgreSQL.
     pub fn start(manager: &ConnectionManager) -> anyhow::Result<Option<Self>> {
-        if !matches!(manager.url, DatabaseUrl::Sqlite(_)) {
+        if !manager.url.is_sqlite() {
             return Ok(None);
         }
-        let mut conn = match manager.connect()? {
-            super::DbConnection::Sqlite(conn) => conn,
-            super::DbConnection::Postgresql(_) => return Ok(None),
-        };
+        let DbConnection::Sqlite(mut conn) = manager.connect()? else { return Ok(None) };
         let (stop, stopped) = mpsc::channel::<()>();
-        std::thread::Builder::new().name("jifen-checkpoint".to_owned()).spawn(move || {
+        let thread = std::thread::Builder::new().name("jifen-checkpoint".to_owned()).spawn(move || {
+            let mut failing = false;
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
-                if let Err(err) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
-                    tracing::warn!(error = %err, "checkpointing the SQLite WAL failed; trying again shortly");
-                }
+                failing = checkpoint(&mut conn, failing);
             }
+            checkpoint(&mut conn, failing);
         })?;
-        Ok(Some(Checkpointer { _stop: stop }))
+        Ok(Some(Checkpointer { stop: Some(stop), thread: Some(thread) }))
+    }
+}
+
+/// One PASSIVE checkpoint; says whether it failed. A run of failures is logged once.
+fn checkpoint(conn: &mut SqliteConnection, failing: bool) -> bool {
+    match conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
+        Ok(()) => {
+            if failing {
+                tracing::info!("checkpointing the SQLite WAL works again");
+            }
+            false
+        }
+        Err(err) => {
+            if !failing {
+                tracing::warn!(error = %err, "checkpointing the SQLite WAL failed; retrying every 200 ms");
+            }
+            true
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the SQLite checkpoint thread panicked");
+        }
     }
 }

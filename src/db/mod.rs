@@ -98,18 +98,20 @@ impl ManageConnection for ConnectionManager {
                 // One statement each (diesel's advice), busy_timeout first so the
                 // others already wait for locks. synchronous=FULL makes every commit
                 // durable in WAL mode; NORMAL could lose acknowledged commits on power loss.
-                // temp_store=MEMORY keeps savepoint journals in memory: every write of a group
-                // commit runs in a savepoint, which otherwise copies each page it first touches
-                // to a temporary file. They only serve rolling back to a savepoint; crash
-                // recovery never reads them.
+                // temp_store=MEMORY keeps temporary files in memory, savepoint journals above all:
+                // every write of a group commit runs in a savepoint, which otherwise copies each
+                // page it first touches to a file. They only serve rolling back to a savepoint;
+                // crash recovery never reads them. Sorts and temporary indexes stay in memory
+                // too, so long reads that may sort a lot (exports) ask for files again.
                 for pragma in [
                     format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
                     "PRAGMA journal_mode = WAL".to_owned(),
                     "PRAGMA synchronous = FULL".to_owned(),
                     "PRAGMA foreign_keys = ON".to_owned(),
                     "PRAGMA temp_store = MEMORY".to_owned(),
-                    // The checkpoints are a thread's of their own (see `checkpoint`).
-                    "PRAGMA wal_autocheckpoint = 0".to_owned(),
+                    // Checkpoints are a thread's of their own (see `checkpoint`); commits
+                    // checkpoint only if it fell far behind.
+                    format!("PRAGMA wal_autocheckpoint = {}", checkpoint::FALLBACK_PAGES),
                 ] {
                     conn.batch_execute(&pragma)?;
                 }
@@ -239,7 +241,7 @@ impl Database {
                     "SET statement_timeout = {timeout_ms}; SET default_transaction_read_only = on"
                 ))?
             }
-            DbConnection::Sqlite(sqlite) => sqlite.batch_execute("PRAGMA query_only = ON")?,
+            DbConnection::Sqlite(sqlite) => sqlite.batch_execute("PRAGMA query_only = ON; PRAGMA temp_store = FILE")?,
         }
         Ok(conn)
     }
@@ -498,10 +500,11 @@ where
 /// hot paths: every request's caller, balance reads, and the ledger's writes.
 ///
 /// diesel's `MultiConnection` builds a query's SQL twice at every execution, even when the
-/// statement is cached (its `SerializedQuery` wrapper): 40 % of the database work of a
-/// balance read. On the concrete connection a cached statement is found by the query's type
-/// alone. The query is written once and compiled for each backend; `|conn|` names the
-/// concrete connection in it.
+/// statement is cached (its `SerializedQuery` wrapper): 43 % of the database work of a
+/// balance read. On the concrete connection most cached statements are found by the query's
+/// type, without building SQL at all ([`KeepPrepared`] ones by their SQL, built once). The
+/// query is written once and compiled for each backend; `|conn|` names the concrete
+/// connection in it.
 #[macro_export]
 macro_rules! direct {
     ($conn:expr, |$concrete:ident| $query:expr) => {
@@ -570,18 +573,22 @@ impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for KeepPrepa
 
 impl<Q, Conn> RunQueryDsl<Conn> for KeepPrepared<Q> {}
 
-/// Inserts many rows. PostgreSQL takes them in one statement, kept prepared for each number
-/// of rows (it returns `$id`, a text column, as [`KeepPrepared`] requires), to save round
-/// trips. SQLite has no round trips to save: a cached single-row INSERT per row costs less
-/// than preparing a multi-row one. The MultiConnection backend has no batch insert, so this
+/// Inserts many rows. PostgreSQL takes them in one statement, to save round trips, kept
+/// prepared for each number of rows up to [`MAX_KEPT_ROWS`] (it returns `$id`, a text
+/// column, as [`KeepPrepared`] requires); larger inserts are rare and prepared each time.
+/// SQLite has no round trips to save: a cached single-row INSERT per row costs less than
+/// preparing a multi-row one. The MultiConnection backend has no batch insert, so this
 /// dispatches to the concrete connection.
 #[macro_export]
 macro_rules! insert_all {
     ($conn:expr, $table:expr, $rows:expr, $id:expr) => {
         match $conn {
-            $crate::db::DbConnection::Postgresql(conn) => {
+            $crate::db::DbConnection::Postgresql(conn) if ($rows).len() <= $crate::db::MAX_KEPT_ROWS => {
                 $crate::db::KeepPreparedDsl::keep_prepared(diesel::insert_into($table).values($rows).returning($id))
                     .execute(conn)
+            }
+            $crate::db::DbConnection::Postgresql(conn) => {
+                diesel::RunQueryDsl::execute(diesel::insert_into($table).values($rows), conn)
             }
             $crate::db::DbConnection::Sqlite(conn) => ($rows).into_iter().try_fold(0, |inserted, row| {
                 diesel::RunQueryDsl::execute(diesel::insert_into($table).values(row), conn).map(|one| inserted + one)
@@ -589,6 +596,11 @@ macro_rules! insert_all {
         }
     };
 }
+
+/// Rows up to which [`insert_all!`] keeps a multi-row INSERT prepared: the postings of an
+/// award to a few residents, a debit's lot movements. Each number of rows is a statement of
+/// its own in every pooled connection.
+pub const MAX_KEPT_ROWS: usize = 8;
 
 /// Declares a constant that queries spell out in their SQL instead of binding it.
 ///
@@ -692,8 +704,8 @@ mod tests {
         assert_eq!(hits, 3);
     }
 
-    /// Writes reach the database file without a commit ever checkpointing: every connection
-    /// has `wal_autocheckpoint = 0`, so only the background thread can have copied them.
+    /// Writes reach the database file without a commit checkpointing: 4 MB of them stay far
+    /// below the commits' own threshold, so only the checkpoint thread can have copied them.
     #[test]
     fn the_wal_is_checkpointed_in_the_background() {
         let dir = tempfile::tempdir().expect("temporary folder");

@@ -251,7 +251,8 @@ impl Account {
 }
 
 /// Proof that this transaction holds a community's ledger lock (see [`LedgerHead::lock`]),
-/// with the chain's last link as of the latest write under it.
+/// with the chain's last link as of the latest write under it. Take one per community per
+/// transaction: a second would not see the links the first one's writes added.
 #[derive(Debug)]
 pub struct LedgerLock {
     head: LedgerHead,
@@ -286,7 +287,7 @@ impl LedgerHead {
     pub fn lock(conn: &mut DbConnection, community_id: &str) -> QueryResult<LedgerLock> {
         let head = ledger_heads::table.find(community_id);
         let head = match conn {
-            DbConnection::Postgresql(pg) => head.select(LedgerHead::as_select()).for_update().first(pg),
+            DbConnection::Postgresql(pg) => head.select(LedgerHead::as_select()).for_no_key_update().first(pg),
             DbConnection::Sqlite(sqlite) => head.select(LedgerHead::as_select()).first(sqlite),
         }
         .optional()?
@@ -476,13 +477,11 @@ impl Posting {
         conn: &mut DbConnection,
         transaction_ids: &[String],
     ) -> QueryResult<Vec<(Posting, Account)>> {
-        // One statement per number of ids on SQLite (`IN (?, …)`), at most a page's.
         crate::direct!(conn, |conn| ledger_postings::table
             .inner_join(accounts::table)
             .filter(ledger_postings::transaction_id.eq_any(transaction_ids))
             .order((ledger_postings::transaction_id.asc(), ledger_postings::line.asc()))
             .select((Posting::as_select(), Account::as_select()))
-            .keep_prepared()
             .load(conn))
     }
 }

@@ -58,13 +58,19 @@ async fn migrations_revert_and_reapply_cleanly(app: &TestApp) {
     .unwrap();
 }
 
-/// Every pooled SQLite connection is durable (WAL + synchronous=FULL) and checks foreign keys.
+/// Every pooled SQLite connection is durable (WAL + synchronous=FULL), checks foreign keys, keeps
+/// temporary files in memory and leaves checkpoints to the checkpoint thread.
 #[tokio::test]
 async fn sqlite_connections_are_configured_for_durability() {
     #[derive(diesel::QueryableByName)]
     struct Value {
         #[diesel(sql_type = diesel::sql_types::Text)]
         value: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Autocheckpoint {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        wal_autocheckpoint: i64,
     }
     let dir = tempfile::tempdir().unwrap();
     let db = jifen::db::Database::connect(jifen::db::DatabaseUrl::Sqlite(dir.path().join("x.db")), 2).unwrap();
@@ -80,9 +86,16 @@ async fn sqlite_connections_are_configured_for_durability() {
             pragma("synchronous", "synchronous"),
             pragma("foreign_keys", "foreign_keys"),
             pragma("busy_timeout", "timeout"),
+            pragma("temp_store", "temp_store"),
+            // No table-valued function for this one (it has a side effect when set).
+            diesel::sql_query("PRAGMA wal_autocheckpoint")
+                .get_result::<Autocheckpoint>(conn)
+                .unwrap()
+                .wal_autocheckpoint
+                .to_string(),
         ]
     };
-    let expected = ["wal", "2", "1", "5000"].map(str::to_owned);
+    let expected = ["wal", "2", "1", "5000", "2", "10000"].map(str::to_owned);
     // The writer, and both connections of the reader pool (held at once, so they differ).
     assert_eq!(pragmas(&mut db.blocking_connection().unwrap()), expected);
     let readers = db.read(move |first| Ok(pragmas(first))).await.unwrap();
