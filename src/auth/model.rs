@@ -134,16 +134,15 @@ impl User {
         self.locked_until.is_some_and(|until| until > now.naive_utc())
     }
 
-    /// Re-reads the user under a write lock (a no-op UPDATE takes PostgreSQL's
-    /// row lock; SQLite's BEGIN IMMEDIATE already holds the database lock), so
-    /// concurrent sign-ins count every failure.
+    /// Re-reads the user under a write lock (PostgreSQL's row lock, as `LedgerHead::lock`
+    /// takes it; SQLite's BEGIN IMMEDIATE already holds the database lock), so concurrent
+    /// sign-ins count every failure.
     pub fn lock_for_update(conn: &mut DbConnection, id: &str) -> QueryResult<User> {
-        diesel::update(users::table.find(id))
-            .set(users::failed_logins.eq(users::failed_logins))
-            .returning(users::id)
-            .keep_prepared()
-            .execute(conn)?;
-        users::table.find(id).select(User::as_select()).first(conn)
+        let user = users::table.find(id);
+        match conn {
+            DbConnection::Postgresql(pg) => user.select(User::as_select()).for_no_key_update().first(pg),
+            DbConnection::Sqlite(sqlite) => user.select(User::as_select()).first(sqlite),
+        }
     }
 
     /// Counts a failed sign-in; the tenth in a row locks the account. A lock that
