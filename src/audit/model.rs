@@ -41,9 +41,8 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = audit_records)]
-#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct AuditRecord {
     pub id: String,
@@ -78,15 +77,47 @@ pub struct AuditFilter {
     pub to: Option<NaiveDateTime>,
 }
 
-impl AuditRecord {
+/// A record to be written; its unit's path is looked up by the INSERT itself.
+pub struct NewAuditRecord {
+    pub id: String,
+    pub occurred_at: NaiveDateTime,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub unit_id: Option<String>,
+    pub request_id: String,
+    pub client_ip: Option<String>,
+    pub outcome: String,
+    pub code: Option<String>,
+}
+
+impl NewAuditRecord {
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        crate::direct!(conn, |conn| diesel::insert_into(audit_records::table).values(self).execute(conn).map(drop))
+        use audit_records::*;
+        let path_of_unit =
+            units::table.filter(units::id.nullable().eq(&self.unit_id)).select(units::path.nullable()).single_value();
+        crate::direct!(conn, |conn| diesel::insert_into(audit_records::table)
+            .values((
+                id.eq(&self.id),
+                occurred_at.eq(self.occurred_at),
+                actor_id.eq(&self.actor_id),
+                action.eq(&self.action),
+                target_type.eq(&self.target_type),
+                target_id.eq(&self.target_id),
+                unit_id.eq(&self.unit_id),
+                unit_path.eq(path_of_unit),
+                request_id.eq(&self.request_id),
+                client_ip.eq(&self.client_ip),
+                outcome.eq(&self.outcome),
+                code.eq(&self.code),
+            ))
+            .execute(conn)
+            .map(drop))
     }
+}
 
-    pub fn unit_path(conn: &mut DbConnection, unit_id: &str) -> QueryResult<Option<String>> {
-        crate::direct!(conn, |conn| units::table.find(unit_id).select(units::path).first(conn).optional())
-    }
-
+impl AuditRecord {
     /// Newest first (record ids are UUIDv7), after the record `before`.
     pub fn list(
         conn: &mut DbConnection,

@@ -16,7 +16,7 @@ use actix_web::{HttpMessage, ResponseError, web};
 use chrono::NaiveDateTime;
 use diesel::QueryResult;
 
-use crate::audit::model::{AuditRecord, Outcome};
+use crate::audit::model::{NewAuditRecord, Outcome};
 use crate::auth::principal::Principal;
 use crate::db::{DbConnection, new_id};
 use crate::error::{ApiError, ErrorCode};
@@ -184,12 +184,8 @@ impl Request {
             .unit_id
             .clone()
             .or_else(|| target.as_ref().filter(|(target_type, _)| target_type == "unit").map(|(_, id)| id.clone()));
-        let unit_path = match &unit_id {
-            Some(unit_id) => AuditRecord::unit_path(conn, unit_id)?,
-            None => None,
-        };
         let (target_type, target_id) = target.unzip();
-        AuditRecord {
+        NewAuditRecord {
             id: new_id(),
             occurred_at: self.occurred_at,
             actor_id,
@@ -197,7 +193,6 @@ impl Request {
             target_type,
             target_id,
             unit_id,
-            unit_path,
             request_id: self.request_id.clone(),
             client_ip: self.client_ip.clone(),
             outcome: outcome.as_str().to_owned(),
