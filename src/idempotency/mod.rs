@@ -219,30 +219,13 @@ where
             .await?;
         return Ok(reply.into_response(false));
     };
-    let mut record = IdempotencyRecord {
-        user_id: scope.user_id.clone(),
-        key,
-        fingerprint: scope.fingerprint.clone(),
-        status: 0,
-        body: String::new(),
-        location: None,
-        created_at: now.naive_utc(),
-    };
+    let (user_id, fingerprint) = (scope.user_id.clone(), scope.fingerprint.clone());
     let outcome = db
         .write(&scope.lane, move |conn| {
             // A retry of a finished request is rare: looking for its answer here rather than
             // in a read beforehand saves every first attempt a round trip.
-            if let Some(stored) = IdempotencyRecord::find(conn, &record.user_id, &record.key)? {
+            if let Some(stored) = IdempotencyRecord::find(conn, &user_id, &key)? {
                 return Ok(Outcome::Stored(stored));
-            }
-            // Claim the key first: a concurrent request with the same key waits
-            // here (PostgreSQL) until ours commits, then fails and replays ours.
-            match record.insert(conn) {
-                Ok(()) => {}
-                Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
-                    return Err(ApiError::new(ErrorCode::IdempotencyInProgress, "raced"));
-                }
-                Err(err) => return Err(err.into()),
             }
             // The effect runs in a savepoint, so a refusal can be recorded without its partial writes.
             let reply = match conn.transaction(effect) {
@@ -252,10 +235,25 @@ where
                 Err(err) if err.status_code() == StatusCode::CONFLICT => Reply::from_error(&err),
                 Err(err) => return Err(err),
             };
-            record.status = i32::from(reply.status.as_u16());
-            record.body.clone_from(&reply.body);
-            record.location.clone_from(&reply.location);
-            record.set_answer(conn)?;
+            let record = IdempotencyRecord {
+                user_id,
+                key,
+                fingerprint,
+                status: i32::from(reply.status.as_u16()),
+                body: reply.body.clone(),
+                location: reply.location.clone(),
+                created_at: now.naive_utc(),
+            };
+            // Writes of one community share a lane, so a retry normally finds the record above.
+            // One with the same key in another lane (another community's path) waits here
+            // (PostgreSQL) until ours commits, then fails; its effect is rolled back with it.
+            match record.insert(conn) {
+                Ok(()) => {}
+                Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+                    return Err(ApiError::new(ErrorCode::IdempotencyInProgress, "raced"));
+                }
+                Err(err) => return Err(err.into()),
+            }
             reply.append_to(&trail, conn)?;
             Ok(Outcome::Fresh(reply))
         })

@@ -3,8 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::db::DbConnection;
 use crate::db::schema::idempotency_keys;
-use crate::db::{DbConnection, KeepPreparedDsl};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = idempotency_keys)]
@@ -32,19 +32,6 @@ impl IdempotencyRecord {
 
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
         crate::direct!(conn, |conn| diesel::insert_into(idempotency_keys::table).values(self).execute(conn).map(drop))
-    }
-
-    pub fn set_answer(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        crate::direct!(conn, |conn| diesel::update(idempotency_keys::table.find((&self.user_id, &self.key)))
-            .set((
-                idempotency_keys::status.eq(self.status),
-                idempotency_keys::body.eq(&self.body),
-                idempotency_keys::location.eq(&self.location),
-            ))
-            .returning(idempotency_keys::key)
-            .keep_prepared()
-            .execute(conn)
-            .map(drop))
     }
 
     pub fn purge_older_than(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
