@@ -21,7 +21,7 @@ use crate::db::{DbConnection, new_id};
 use crate::error::{ApiError, ApiResult, ErrorCode, unique_violation_as};
 use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::model::{LedgerHead, Posting};
-use crate::ledger::service::{Award, award_in, check_access, community_for, is_staff, validate_points};
+use crate::ledger::service::{Award, award_in, community_for, is_staff, validate_points};
 use crate::pagination::{Page, PageRequest};
 use crate::rules::model::{Rule, RuleDirection};
 use crate::rules::service::resolve;
@@ -70,14 +70,19 @@ fn response(conn: &mut DbConnection, activity: Activity, viewer: &str) -> ApiRes
     Ok(ActivityResponse::new(activity, rule.code.clone(), rule.category(), mine))
 }
 
-/// The activity if the caller may see it: staff see all, others published and completed ones.
+/// Whoever may see the community may see its activities.
+const SEE: (fn(Roles) -> bool, &str) = (|_| true, "see activities");
+
+/// The activity if the caller may see it (staff see all, others published and completed ones)
+/// and their roles satisfy `allowed`, which is checked first: a refused caller learns nothing of the activity.
 fn visible_activity(
     conn: &mut DbConnection,
     principal: &Principal,
     community_id: &str,
     activity_id: &str,
+    (allowed, action): (fn(Roles) -> bool, &str),
 ) -> ApiResult<(Unit, Roles, Activity)> {
-    let (community, roles) = community_for(conn, principal, community_id, |_| true, "see activities")?;
+    let (community, roles) = community_for(conn, principal, community_id, allowed, action)?;
     let activity = Activity::find(conn, &community.id, activity_id)?
         .filter(|activity| {
             is_staff(roles) || matches!(activity.status(), ActivityStatus::Published | ActivityStatus::Completed)
@@ -108,7 +113,6 @@ pub async fn create(
         _ => return Err(ApiError::validation("a new activity is a draft or published")),
     };
     let now = state.clock.now();
-    let principal = check_access(state, principal, community_id.clone(), is_staff, "manage activities").await?;
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "manage activities")?;
         let rule = resolve(conn, &community, &rule_code, RuleDirection::Earn)?;
@@ -197,7 +201,7 @@ pub async fn get(
     state
         .db
         .read(move |conn| {
-            let (_, _, activity) = visible_activity(conn, &principal, &community_id, &activity_id)?;
+            let (_, _, activity) = visible_activity(conn, &principal, &community_id, &activity_id, SEE)?;
             response(conn, activity, &principal.user.id)
         })
         .await
@@ -318,10 +322,14 @@ pub async fn sign_up(
     activity_id: String,
 ) -> ApiResult<HttpResponse> {
     let now = state.clock.now();
-    let principal =
-        check_access(state, principal, community_id.clone(), |roles| roles.resident, "sign up for activities").await?;
     idempotency::write(&state.db, scope, now, move |conn| {
-        let (_, _, activity) = visible_activity(conn, &principal, &community_id, &activity_id)?;
+        let (_, _, activity) = visible_activity(
+            conn,
+            &principal,
+            &community_id,
+            &activity_id,
+            (|roles| roles.resident, "sign up for activities"),
+        )?;
         if !Activity::lock_open(conn, &activity.id)? {
             return Err(closed());
         }
@@ -347,7 +355,7 @@ pub async fn withdraw(
     activity_id: String,
 ) -> ApiResult<HttpResponse> {
     idempotency::write(&state.db, Scope::unkeyed(&community_id), state.clock.now(), move |conn| {
-        let (_, _, activity) = visible_activity(conn, &principal, &community_id, &activity_id)?;
+        let (_, _, activity) = visible_activity(conn, &principal, &community_id, &activity_id, SEE)?;
         let registration = Registration::find(conn, &activity.id, &principal.user.id)?
             .ok_or_else(|| ApiError::not_found("registration"))?;
         if !Activity::lock_open(conn, &activity.id)? {
@@ -417,7 +425,7 @@ pub async fn check_in(
         }
     };
     idempotency::write(&state.db, scope, now, move |conn| {
-        let (community, roles, activity) = visible_activity(conn, &principal, &community_id, &activity_id)?;
+        let (community, roles, activity) = visible_activity(conn, &principal, &community_id, &activity_id, SEE)?;
         let (user_id, method) = match by_staff {
             Some(user_id) if is_staff(roles) => (user_id, "staff"),
             Some(_) => return Err(ApiError::forbidden("only staff check others in")),
@@ -486,7 +494,6 @@ pub async fn complete(
     request: CompletionRequest,
 ) -> ApiResult<HttpResponse> {
     let now = state.clock.now();
-    let principal = check_access(state, principal, community_id.clone(), is_staff, "complete activities").await?;
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "complete activities")?;
         // Under the ledger lock, so of parallel completions exactly one sees the activity open.
@@ -516,7 +523,7 @@ pub async fn complete(
                 .ok_or_else(|| ApiError::internal("activity without rule"))?;
             let award = Award {
                 memo: format!("活动: {}", activity.title),
-                actor_id: principal.user.id.clone(),
+                actor: &principal,
                 cause: Some(("activity".to_owned(), activity.id.clone())),
                 lines: attendees.into_iter().map(|user_id| (user_id, Some(activity.points))).collect(),
             };

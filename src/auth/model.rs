@@ -3,12 +3,16 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::schema::{refresh_tokens, users};
+use crate::db::schema::{memberships, refresh_tokens, units, users};
 use crate::db::{DbConnection, KeepPreparedDsl};
+use crate::units::model::{Membership, Unit};
 
 /// Consecutive failed sign-ins that lock an account.
 pub const MAX_FAILED_LOGINS: i32 = 10;
 pub const LOCKOUT: chrono::Duration = chrono::Duration::minutes(15);
+
+/// A user with their memberships, each with its unit.
+pub type UserWithMemberships = (User, Vec<(Membership, Unit)>);
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -79,15 +83,27 @@ impl User {
 
     /// The user an access token names, if the session that issued the token (its `jti`)
     /// is still alive: not logged out, not revoked by a password change or token theft.
-    pub fn of_live_session(conn: &mut DbConnection, user_id: &str, access_jti: &str) -> QueryResult<Option<User>> {
-        crate::direct!(conn, |conn| users::table
+    /// The user of a live (unrevoked) session with all their memberships, in one query:
+    /// every authenticated request starts with it.
+    pub fn of_live_session(
+        conn: &mut DbConnection,
+        user_id: &str,
+        access_jti: &str,
+    ) -> QueryResult<Option<UserWithMemberships>> {
+        let rows: Vec<(User, Option<Membership>, Option<Unit>)> = crate::direct!(conn, |conn| users::table
             .inner_join(refresh_tokens::table)
+            // Flat joins: SQLite would materialize a nested one in full at every request.
+            .left_join(memberships::table)
+            .left_join(units::table.on(units::id.nullable().eq(memberships::unit_id.nullable())))
             .filter(users::id.eq(user_id))
             .filter(refresh_tokens::access_jti.eq(access_jti))
             .filter(refresh_tokens::revoked_at.is_null())
-            .select(User::as_select())
-            .first(conn)
-            .optional())
+            .select((User::as_select(), Option::<Membership>::as_select(), Option::<Unit>::as_select()))
+            .order(memberships::id.asc())
+            .load(conn))?;
+        let user = rows.first().map(|(user, _, _)| user.clone());
+        let memberships = rows.into_iter().filter_map(|(_, membership, unit)| membership.zip(unit)).collect();
+        Ok(user.map(|user| (user, memberships)))
     }
 
     pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {

@@ -26,6 +26,16 @@ impl Principal {
         self.memberships.iter().filter(|(membership, _)| membership.status() == MembershipStatus::Active)
     }
 
+    /// A unit the caller is a member of (active or not), as read with their memberships.
+    pub fn unit(&self, unit_id: &str) -> Option<&Unit> {
+        self.memberships.iter().map(|(_, unit)| unit).find(|unit| unit.id == unit_id)
+    }
+
+    /// The caller's membership of `unit` itself, active or not.
+    pub fn membership_in(&self, unit_id: &str) -> Option<&Membership> {
+        self.memberships.iter().map(|(membership, _)| membership).find(|membership| membership.unit_id == unit_id)
+    }
+
     /// The roles the caller holds on `unit`: those of active memberships on it or on any unit above it.
     pub fn roles_on(&self, unit: &Unit) -> Roles {
         self.active_memberships()
@@ -81,11 +91,8 @@ impl FromRequest for Principal {
                 .db
                 .read(move |conn| {
                     // Logout, a password change or a stolen refresh token revoke the session, and with it its access tokens.
-                    let Some(user) = User::of_live_session(conn, &claims.sub, &claims.jti)? else {
-                        return Ok(None);
-                    };
-                    let memberships = Membership::of_user(conn, &user.id)?;
-                    Ok(Some(Principal { user, memberships }))
+                    let session = User::of_live_session(conn, &claims.sub, &claims.jti)?;
+                    Ok(session.map(|(user, memberships)| Principal { user, memberships }))
                 })
                 .await?;
             let principal =

@@ -14,12 +14,12 @@ use crate::db::{DbConnection, new_id};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::model::LedgerHead;
-use crate::ledger::service::{Award, award_in, check_access, community_for, is_staff, validate_points};
+use crate::ledger::service::{Award, award_in, community_for, is_staff, validate_points};
 use crate::pagination::{Page, PageRequest};
 use crate::rules::model::{Rule, RuleDirection};
 use crate::rules::service::resolve;
 use crate::startup::AppState;
-use crate::units::model::Unit;
+use crate::units::model::{Roles, Unit};
 use crate::units::service::DEFAULT_MAX_OPEN_CLAIMS;
 use crate::validation;
 
@@ -51,7 +51,6 @@ pub async fn create(
     if request.occurred_at > now + FUTURE_TOLERANCE {
         return Err(ApiError::validation("occurred_at is in the future"));
     }
-    let principal = check_access(state, principal, community_id.clone(), |roles| roles.resident, "file claims").await?;
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, |roles| roles.resident, "file claims")?;
         let rule = resolve(conn, &community, &rule_code, RuleDirection::Earn)?;
@@ -118,14 +117,16 @@ pub async fn list(
     Ok(Page::from_rows(rows, &page, |(claim, _)| claim.id.clone(), |(claim, code)| ClaimResponse::new(claim, code)))
 }
 
-/// The claim with its rule, if the caller may see it (staff and auditors: all; residents: their own).
+/// The claim with its rule, if the caller may see it (staff and auditors: all; residents: their own)
+/// and their roles satisfy `allowed`, which is checked first: a refused caller learns nothing of the claim.
 fn visible_claim(
     conn: &mut DbConnection,
     principal: &Principal,
     community_id: &str,
     claim_id: &str,
+    (allowed, action): (fn(Roles) -> bool, &str),
 ) -> ApiResult<(Unit, Claim, Rule)> {
-    let (community, roles) = community_for(conn, principal, community_id, |_| true, "read claims")?;
+    let (community, roles) = community_for(conn, principal, community_id, allowed, action)?;
     let claim = Claim::find(conn, &community.id, claim_id)?
         .filter(|claim| roles.admin || roles.staff || roles.auditor || claim.user_id == principal.user.id)
         .ok_or_else(|| ApiError::not_found("claim"))?;
@@ -143,7 +144,8 @@ pub async fn get(
     state
         .db
         .read(move |conn| {
-            let (_, claim, rule) = visible_claim(conn, &principal, &community_id, &claim_id)?;
+            let (_, claim, rule) =
+                visible_claim(conn, &principal, &community_id, &claim_id, (|_| true, "read claims"))?;
             Ok(ClaimResponse::new(claim, rule.code))
         })
         .await
@@ -163,10 +165,9 @@ pub async fn approve(
 ) -> ApiResult<HttpResponse> {
     let points = request.points.map(validate_points).transpose()?;
     let now = state.clock.now();
-    let principal = check_access(state, principal, community_id.clone(), is_staff, "decide claims").await?;
     idempotency::write(&state.db, scope, now, move |conn| {
-        let (community, claim, rule) = visible_claim(conn, &principal, &community_id, &claim_id)?;
-        community_for(conn, &principal, &community.id, is_staff, "decide claims")?;
+        let (community, claim, rule) =
+            visible_claim(conn, &principal, &community_id, &claim_id, (is_staff, "decide claims"))?;
         let mut lock = LedgerHead::lock(conn, &community.id)?;
         if claim.status() != ClaimStatus::Pending {
             return Err(already_decided());
@@ -175,7 +176,7 @@ pub async fn approve(
         let summary: String = claim.description.chars().take(100).collect();
         let award = Award {
             memo: format!("{}: {summary}", rule.name),
-            actor_id: principal.user.id.clone(),
+            actor: &principal,
             cause: Some(("claim".to_owned(), claim.id.clone())),
             lines: vec![(claim.user_id.clone(), points)],
         };
@@ -208,10 +209,9 @@ pub async fn reject(
 ) -> ApiResult<HttpResponse> {
     let reason = validation::multiline_text("reason", &request.reason, MAX_REASON_CHARS)?;
     let now = state.clock.now();
-    let principal = check_access(state, principal, community_id.clone(), is_staff, "decide claims").await?;
     idempotency::write(&state.db, scope, now, move |conn| {
-        let (community, claim, rule) = visible_claim(conn, &principal, &community_id, &claim_id)?;
-        community_for(conn, &principal, &community.id, is_staff, "decide claims")?;
+        let (community, claim, rule) =
+            visible_claim(conn, &principal, &community_id, &claim_id, (is_staff, "decide claims"))?;
         let decision = Decision {
             status: ClaimStatus::Rejected,
             points: None,

@@ -5,8 +5,11 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::schema::{accounts, ledger_heads, ledger_postings, ledger_transactions, lot_movements, lots};
+use crate::db::schema::{
+    accounts, ledger_heads, ledger_postings, ledger_transactions, lot_movements, lots, memberships,
+};
 use crate::db::{DbConnection, KeepPreparedDsl, new_id};
+use crate::units::model::Membership;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -167,9 +170,19 @@ impl Account {
         user_id: &str,
         now: NaiveDateTime,
     ) -> QueryResult<Account> {
-        if let Some(account) = Self::resident(conn, community_id, user_id)? {
-            return Ok(account);
+        match Self::resident(conn, community_id, user_id)? {
+            Some(account) => Ok(account),
+            None => Self::open_new_resident(conn, community_id, user_id, now),
         }
+    }
+
+    /// Opens the account of a resident who has none.
+    pub fn open_new_resident(
+        conn: &mut DbConnection,
+        community_id: &str,
+        user_id: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Account> {
         let account = Account::new(community_id, AccountKind::Resident, Some(user_id), now);
         account.insert(conn)?;
         Ok(account)
@@ -177,6 +190,25 @@ impl Account {
 
     fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
         diesel::insert_into(accounts::table).values(self).execute(conn).map(drop)
+    }
+
+    /// The user's membership of the community, with their resident account if it is open.
+    pub fn membership_and_resident(
+        conn: &mut DbConnection,
+        community_id: &str,
+        user_id: &str,
+    ) -> QueryResult<Option<(Membership, Option<Account>)>> {
+        let resident_account = accounts::community_id
+            .eq(memberships::unit_id)
+            .and(accounts::kind.eq(ResidentKind))
+            .and(accounts::user_id.eq(memberships::user_id.nullable()));
+        crate::direct!(conn, |conn| memberships::table
+            .left_join(accounts::table.on(resident_account))
+            .filter(memberships::unit_id.eq(community_id))
+            .filter(memberships::user_id.eq(user_id))
+            .select((Membership::as_select(), Option::<Account>::as_select()))
+            .first(conn)
+            .optional())
     }
 
     pub fn resident(conn: &mut DbConnection, community_id: &str, user_id: &str) -> QueryResult<Option<Account>> {

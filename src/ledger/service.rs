@@ -242,28 +242,16 @@ pub fn community_for(
     allowed: impl Fn(Roles) -> bool,
     action: &str,
 ) -> ApiResult<(Unit, Roles)> {
-    let unit = Unit::find(conn, community_id)?
-        .filter(|unit| unit.kind() == UnitKind::Community)
-        .ok_or_else(|| ApiError::not_found("community"))?;
+    // Members of the community itself (residents, its staff) read it with their memberships
+    // at the start of the request; only callers from above it (district, street) look it up.
+    let unit = match principal.unit(community_id) {
+        Some(unit) => Some(unit.clone()),
+        None => Unit::find(conn, community_id)?,
+    };
+    let unit =
+        unit.filter(|unit| unit.kind() == UnitKind::Community).ok_or_else(|| ApiError::not_found("community"))?;
     let roles = principal.authorize(&unit, allowed, action)?;
     Ok((unit, roles))
-}
-
-/// The same check before a write starts, so a refused request does not use up its Idempotency-Key.
-pub async fn check_access(
-    state: &AppState,
-    principal: Principal,
-    community_id: String,
-    allowed: fn(Roles) -> bool,
-    action: &'static str,
-) -> ApiResult<Principal> {
-    state
-        .db
-        .read(move |conn| {
-            community_for(conn, &principal, &community_id, allowed, action)?;
-            Ok(principal)
-        })
-        .await
 }
 
 fn validate_memo(memo: &str) -> ApiResult<String> {
@@ -288,15 +276,19 @@ pub fn active_resident_account(
     user_id: &str,
     now: NaiveDateTime,
 ) -> ApiResult<Account> {
-    let active = Membership::find(conn, &community.id, user_id)?
-        .is_some_and(|membership| membership.is_resident && membership.status() == MembershipStatus::Active);
-    if !active {
+    let member = Account::membership_and_resident(conn, &community.id, user_id)?;
+    let Some((_, account)) =
+        member.filter(|(membership, _)| membership.is_resident && membership.status() == MembershipStatus::Active)
+    else {
         return Err(ApiError::new(
             ErrorCode::ResidentNotActive,
             format!("user {user_id} is not an active resident of this community"),
         ));
+    };
+    match account {
+        Some(account) => Ok(account),
+        None => Ok(Account::open_new_resident(conn, &community.id, user_id, now)?),
     }
-    Ok(Account::open_resident(conn, &community.id, user_id, now)?)
 }
 
 fn transaction_location(transaction: &LedgerTransaction) -> String {
@@ -332,15 +324,13 @@ pub async fn award(
         }
         lines.push((line.user_id.to_string(), line.points.map(validate_points).transpose()?));
     }
-    let principal = check_access(state, principal, community_id.clone(), is_staff, "award points").await?;
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "award points")?;
         let mut lock = LedgerHead::lock(conn, &community.id)?;
         let rule = rules::service::resolve(conn, &community, &rule_code, RuleDirection::Earn)?;
-        let actor_id = principal.user.id.clone();
-        let (transaction, postings) =
-            award_in(conn, &mut lock, &community, &rule, Award { memo, actor_id, cause: None, lines }, now)?;
+        let award = Award { memo, actor: &principal, cause: None, lines };
+        let (transaction, postings) = award_in(conn, &mut lock, &community, &rule, award, now)?;
         created(transaction, postings)
     })
     .await
@@ -351,7 +341,7 @@ pub async fn award(
 fn check_no_conflict_of_interest(
     conn: &mut DbConnection,
     community: &Unit,
-    actor_id: &str,
+    actor: &Principal,
     beneficiary_id: &str,
 ) -> ApiResult<()> {
     let conflict = || {
@@ -360,29 +350,30 @@ fn check_no_conflict_of_interest(
             "points for yourself or your household must be given by other staff",
         )
     };
-    if actor_id == beneficiary_id {
+    if actor.user.id == beneficiary_id {
         return Err(conflict());
     }
-    let mut household = |user_id: &str| -> ApiResult<_> {
-        Ok(Membership::find(conn, &community.id, user_id)?
+    let complete_household = |membership: &Membership| {
+        Some(membership)
             .filter(|membership| membership.is_resident)
-            .and_then(|membership| membership.household())
-            .filter(|h| h.compound.is_some() && h.building.is_some() && h.unit.is_some() && h.room.is_some()))
+            .and_then(Membership::household)
+            .filter(|h| h.compound.is_some() && h.building.is_some() && h.unit.is_some() && h.room.is_some())
     };
-    // Staff who live elsewhere (the usual case) cost one lookup.
-    let Some(actor_home) = household(actor_id)? else {
+    // Staff who live elsewhere (the usual case) cost no lookup: the caller's memberships are at hand.
+    let Some(actor_home) = actor.membership_in(&community.id).and_then(complete_household) else {
         return Ok(());
     };
-    if household(beneficiary_id)?.as_ref() == Some(&actor_home) {
+    let beneficiary = Membership::find(conn, &community.id, beneficiary_id)?;
+    if beneficiary.as_ref().and_then(complete_household).as_ref() == Some(&actor_home) {
         return Err(conflict());
     }
     Ok(())
 }
 
 /// An award to be written: to whom (points None: the rule's default), why, by whom.
-pub struct Award {
+pub struct Award<'a> {
     pub memo: String,
-    pub actor_id: String,
+    pub actor: &'a Principal,
     pub cause: Option<(String, String)>,
     pub lines: Vec<(String, Option<i64>)>,
 }
@@ -394,13 +385,13 @@ pub fn award_in(
     lock: &mut LedgerLock,
     community: &Unit,
     rule: &Rule,
-    award: Award,
+    award: Award<'_>,
     now: DateTime<Utc>,
 ) -> ApiResult<(LedgerTransaction, Vec<PostingResponse>)> {
     let expires_at = ExpiryPolicy::of(community).expires_at(now, timezone_of(community));
     let mut legs = vec![Leg::system(Account::system(conn, &community.id, AccountKind::Issuance)?, 0)];
     for (user_id, points) in award.lines {
-        check_no_conflict_of_interest(conn, community, &award.actor_id, &user_id)?;
+        check_no_conflict_of_interest(conn, community, award.actor, &user_id)?;
         let account = active_resident_account(conn, community, &user_id, now.naive_utc())?;
         let points = points.unwrap_or(rule.default_points);
         rules::service::check_use(conn, community, rule, &account, points, TransactionKind::Award, now)?;
@@ -408,8 +399,13 @@ pub fn award_in(
         legs.push(Leg { account, amount: points, earned: points, spent: 0, lots });
     }
     legs[0].amount = -legs[1..].iter().map(|leg| leg.amount).sum::<i64>();
-    let mut new =
-        NewTransaction::new(&community.id, TransactionKind::Award, award.memo, Some(award.actor_id), now.naive_utc());
+    let mut new = NewTransaction::new(
+        &community.id,
+        TransactionKind::Award,
+        award.memo,
+        Some(award.actor.user.id.clone()),
+        now.naive_utc(),
+    );
     new.rule_code = Some(rule.code.clone());
     new.cause = award.cause;
     post(conn, lock, new, legs)
@@ -426,7 +422,6 @@ pub async fn deduct(
     let rule_code = validate_rule_code(&request.rule_code)?;
     let points = request.points.map(validate_points).transpose()?;
     let user_id = request.user_id.to_string();
-    let principal = check_access(state, principal, community_id.clone(), is_staff, "deduct points").await?;
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "deduct points")?;
@@ -468,7 +463,6 @@ pub async fn reverse(
     request: ReversalRequest,
 ) -> ApiResult<HttpResponse> {
     let memo = validate_memo(&request.memo)?;
-    let principal = check_access(state, principal, community_id.clone(), is_staff, "reverse transactions").await?;
     let now = state.clock.now();
     idempotency::write(&state.db, scope, now, move |conn| {
         let (community, _) = community_for(conn, &principal, &community_id, is_staff, "reverse transactions")?;

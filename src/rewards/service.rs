@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::api::MAX_POINTS;
 use crate::ledger::model::LedgerHead;
-use crate::ledger::service::{check_access, community_for, is_staff};
+use crate::ledger::service::{community_for, is_staff};
 use crate::pagination::{Page, PageRequest};
 use crate::rewards::api::{
     CreateRewardRequest, PerResidentLimit, RewardListQuery, RewardResponse, UpdateRewardRequest,
@@ -91,7 +91,6 @@ pub async fn create(
         created_at: now.naive_utc(),
         updated_at: now.naive_utc(),
     };
-    let principal = check_access(state, principal, community_id, is_staff, "manage the points shop").await?;
     idempotency::write(&state.db, scope, now, move |conn| {
         community_for(conn, &principal, &reward.community_id, is_staff, "manage the points shop")?;
         reward.insert(conn)?;

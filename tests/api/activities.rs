@@ -48,6 +48,13 @@ async fn an_activity_from_publication_to_payment(app: &TestApp) {
     assert_eq!((activity["status"].clone(), activity["registered"].clone()), (json!("published"), json!(0)));
     assert_eq!(activity["signup_deadline"], activity["starts_at"], "by default sign-up closes at the start");
 
+    // Staff who do not live in the community cannot sign up, whether or not the activity exists.
+    for activity_id in [id.clone(), uuid::Uuid::now_v7().to_string()] {
+        let sign_up = c.path(&format!("/activities/{activity_id}/registrations"));
+        let refused = app.request(Method::POST, &sign_up, Some(&c.staff), None).await;
+        expect_problem(refused, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+
     let a = c.residents[0].clone();
     let upcoming = json_of(app.get(&c.path("/activities?when=upcoming"), &a.1).await).await;
     assert_eq!(upcoming["items"][0]["id"], id.as_str());
