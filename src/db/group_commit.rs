@@ -9,17 +9,20 @@
 //! once per write, and nobody waits on a lock held across a client's round trips.
 //!
 //! SQLite admits one writer, so it has one lane. PostgreSQL has several, and a
-//! write's lane key (the community or unit it belongs to) picks the lane: all
-//! writes of one community queue in the same lane, so two open batches never
-//! wait for each other's locks. This holds because the rows a write locks belong
-//! to its community (ledger head, accounts, rewards); user rows are locked only by
-//! sign-ins and changes to one's own account, which all share the empty lane key.
+//! write's lane key (the community or unit it belongs to) picks the lane: while
+//! a community has writes queued or in a batch not yet committed, its writes go
+//! to the same lane, so two open batches never wait for each other's locks. This
+//! holds because the rows a write locks belong to its community (ledger head,
+//! accounts, rewards); user rows are locked only by sign-ins and changes to one's
+//! own account, which all share the empty lane key. A community with nothing in
+//! flight goes to the lane with the fewest writes in flight, so busy communities
+//! spread over the lanes instead of meeting where a hash happens to put them.
 //! Should two batches still meet in a cycle (say, on a unique index), PostgreSQL
 //! breaks it, and only the write whose statement it cancels fails (503, retryable).
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use diesel::Connection;
 use diesel::connection::TransactionManager;
@@ -54,6 +57,8 @@ struct PendingWrite<T, F> {
     work: Option<F>,
     outcome: Option<Result<T, ApiError>>,
     reply: tokio::sync::oneshot::Sender<Result<T, ApiError>>,
+    /// Dropped with the write, once its batch is over.
+    _in_flight: InFlight,
 }
 
 impl<T, F> QueuedWrite for PendingWrite<T, F>
@@ -88,7 +93,57 @@ where
 /// The writer threads of one database, each owning the queue of its lane.
 pub struct Lanes {
     queues: Vec<mpsc::SyncSender<Box<dyn QueuedWrite>>>,
+    router: Arc<Router>,
     counts: BatchCounts,
+}
+
+/// Which lane each lane key with writes in flight is bound to.
+struct Router {
+    state: Mutex<Routes>,
+}
+
+struct Routes {
+    /// Lane key → (its lane, its writes in flight).
+    bound: HashMap<String, (usize, usize)>,
+    /// Writes in flight per lane.
+    load: Vec<usize>,
+}
+
+impl Router {
+    fn new(lanes: usize) -> Self {
+        Router { state: Mutex::new(Routes { bound: HashMap::new(), load: vec![0; lanes] }) }
+    }
+
+    /// The lane for one more write of `key`: the one its writes in flight are in, else the least loaded.
+    fn enter(self: &Arc<Self>, key: &str) -> InFlight {
+        let mut routes = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let least_loaded = (0..routes.load.len()).min_by_key(|&lane| routes.load[lane]).unwrap_or(0);
+        let (lane, writes) = routes.bound.entry(key.to_owned()).or_insert((least_loaded, 0));
+        *writes += 1;
+        let lane = *lane;
+        routes.load[lane] += 1;
+        InFlight { router: Arc::clone(self), key: key.to_owned(), lane }
+    }
+}
+
+/// One write in flight in `lane`; dropping it, once the write's batch is over, frees its key to move.
+struct InFlight {
+    router: Arc<Router>,
+    key: String,
+    lane: usize,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut routes = self.router.state.lock().unwrap_or_else(PoisonError::into_inner);
+        routes.load[self.lane] -= 1;
+        if let Some((_, writes)) = routes.bound.get_mut(&self.key) {
+            *writes -= 1;
+            if *writes == 0 {
+                routes.bound.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Batches run and writes run in them so far, counted by the lanes themselves and
@@ -121,7 +176,7 @@ impl Lanes {
                 .spawn(move || run_lane(&pool, &writes, max_batch, &counts))?;
             queues.push(queue);
         }
-        Ok(Lanes { queues, counts })
+        Ok(Lanes { router: Arc::new(Router::new(queues.len())), queues, counts })
     }
 
     pub fn counts(&self) -> &BatchCounts {
@@ -136,19 +191,15 @@ impl Lanes {
         T: Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let write = Box::new(PendingWrite { work: Some(work), outcome: None, reply });
-        self.queues[lane_index(lane_key, self.queues.len())].try_send(write).map_err(|err| match err {
+        let in_flight = self.router.enter(lane_key);
+        let queue = &self.queues[in_flight.lane];
+        let write = Box::new(PendingWrite { work: Some(work), outcome: None, reply, _in_flight: in_flight });
+        queue.try_send(write).map_err(|err| match err {
             mpsc::TrySendError::Full(_) => ApiError::pool_timeout("the write queue is full"),
             mpsc::TrySendError::Disconnected(_) => ApiError::internal("the database writer has stopped"),
         })?;
         answer.await.map_err(|_| ApiError::internal("the database writer dropped a write"))?
     }
-}
-
-fn lane_index(lane_key: &str, lanes: usize) -> usize {
-    let mut hasher = DefaultHasher::new();
-    lane_key.hash(&mut hasher);
-    usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)
 }
 
 fn run_lane(pool: &DbPool, writes: &mpsc::Receiver<Box<dyn QueuedWrite>>, max_batch: usize, counts: &BatchCounts) {
@@ -220,5 +271,44 @@ fn roll_back_completely(conn: &mut DbConnection) {
             tracing::error!(error = %err, "rolling back a failed batch failed");
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_keeps_its_lane_while_it_has_writes_in_flight_and_busy_keys_spread() {
+        let router = Arc::new(Router::new(3));
+        let first = router.enter("community a");
+        let second = router.enter("community a");
+        assert_eq!(first.lane, second.lane, "writes in flight of one key share a lane");
+        let other = router.enter("community b");
+        assert_ne!(other.lane, first.lane, "a new key goes to a lane with less in flight");
+        let third = router.enter("community c");
+        assert!(![first.lane, other.lane].contains(&third.lane), "and so does the next");
+
+        drop(first);
+        let again = router.enter("community a");
+        assert_eq!(again.lane, second.lane, "one write still in flight holds the key to its lane");
+
+        drop((second, again));
+        // Lane loads: a's lane 0, b's 1, c's 1: a's lane is now the least loaded, and so a
+        // returns there; a key with nothing in flight goes wherever the load is least.
+        let returned = router.enter("community a");
+        assert_eq!(returned.lane, 0);
+        let routes = router.state.lock().unwrap();
+        assert_eq!(routes.bound.len(), 3);
+        assert_eq!(routes.load.iter().sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn keys_with_nothing_in_flight_are_forgotten() {
+        let router = Arc::new(Router::new(2));
+        drop((router.enter("a"), router.enter("b")));
+        let routes = router.state.lock().unwrap();
+        assert!(routes.bound.is_empty());
+        assert_eq!(routes.load, vec![0, 0]);
     }
 }
