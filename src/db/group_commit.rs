@@ -53,23 +53,33 @@ trait QueuedWrite: Send {
     fn abandoned(&self) -> bool;
 }
 
-struct PendingWrite<T, F> {
+struct PendingWrite<T, F, G> {
     work: Option<F>,
+    on_error: Option<G>,
     outcome: Option<Result<T, ApiError>>,
     reply: tokio::sync::oneshot::Sender<Result<T, ApiError>>,
     /// Dropped with the write, once its batch is over.
     _in_flight: InFlight,
 }
 
-impl<T, F> QueuedWrite for PendingWrite<T, F>
+/// What a write whose work failed does next: it runs in a savepoint of its own, after
+/// the work's has been rolled back, and its result is the write's.
+pub type OnError<T> = fn(&mut DbConnection, ApiError) -> Result<T, ApiError>;
+
+impl<T, F, G> QueuedWrite for PendingWrite<T, F, G>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send,
+    G: FnOnce(&mut DbConnection, ApiError) -> Result<T, ApiError> + Send,
     T: Send,
 {
     fn run(&mut self, conn: &mut DbConnection) {
         if let Some(work) = self.work.take() {
             // Nested in the batch's transaction, `transaction` is a savepoint.
-            self.outcome = Some(conn.transaction(work));
+            let outcome = match (conn.transaction(work), self.on_error.take()) {
+                (Err(err), Some(on_error)) => conn.transaction(|conn| on_error(conn, err)),
+                (outcome, _) => outcome,
+            };
+            self.outcome = Some(outcome);
         }
     }
 
@@ -184,16 +194,19 @@ impl Lanes {
     }
 
     /// Queues `work` in the lane of `lane_key` and waits for its answer, which comes
-    /// after the COMMIT of its batch.
-    pub async fn write<T, F>(&self, lane_key: &str, work: F) -> Result<T, ApiError>
+    /// after the COMMIT of its batch. If `work` fails, everything it wrote is rolled
+    /// back and `on_error` (if any) runs instead.
+    pub async fn write<T, F, G>(&self, lane_key: &str, work: F, on_error: Option<G>) -> Result<T, ApiError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        G: FnOnce(&mut DbConnection, ApiError) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let in_flight = self.router.enter(lane_key);
         let queue = &self.queues[in_flight.lane];
-        let write = Box::new(PendingWrite { work: Some(work), outcome: None, reply, _in_flight: in_flight });
+        let work = Some(work);
+        let write = Box::new(PendingWrite { work, on_error, outcome: None, reply, _in_flight: in_flight });
         queue.try_send(write).map_err(|err| match err {
             mpsc::TrySendError::Full(_) => ApiError::pool_timeout("the write queue is full"),
             mpsc::TrySendError::Disconnected(_) => ApiError::internal("the database writer has stopped"),

@@ -283,7 +283,20 @@ impl Database {
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        self.lanes.write(lane, f).await
+        self.lanes.write(lane, f, None::<group_commit::OnError<T>>).await
+    }
+
+    /// [`Database::write`], but if `f` fails, `on_error` runs in its place, in the same
+    /// transaction and after everything `f` wrote was rolled back: it may answer the
+    /// failure with a write of its own (or pass the error on). One savepoint fewer than
+    /// nesting `f` in a savepoint of its own inside the write.
+    pub async fn write_or_else<T, F, G>(&self, lane: &str, f: F, on_error: G) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        G: FnOnce(&mut DbConnection, ApiError) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.lanes.write(lane, f, Some(on_error)).await
     }
 
     /// The same as [`Database::write`] for code outside a request (CLI, start-up).

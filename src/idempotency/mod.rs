@@ -18,7 +18,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, LOCATION};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, Duration, Utc};
-use diesel::Connection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -201,6 +200,43 @@ impl Reply {
     }
 }
 
+/// What a keyed request's answer is stored under, and the trail it is recorded in.
+#[derive(Clone)]
+struct Answer {
+    user_id: String,
+    key: String,
+    fingerprint: String,
+    now: DateTime<Utc>,
+    trail: Trail,
+}
+
+impl Answer {
+    /// Stores `reply` as the key's answer and appends the request's audit record.
+    fn record(self, conn: &mut DbConnection, reply: Reply) -> Result<Outcome, ApiError> {
+        let record = IdempotencyRecord {
+            user_id: self.user_id,
+            key: self.key,
+            fingerprint: self.fingerprint,
+            status: i32::from(reply.status.as_u16()),
+            body: reply.body.clone(),
+            location: reply.location.clone(),
+            created_at: self.now.naive_utc(),
+        };
+        // Writes of one community share a lane, so a retry normally finds the record first.
+        // One with the same key in another lane (another community's path) waits here
+        // (PostgreSQL) until ours commits, then fails; its effect is rolled back with it.
+        match record.insert(conn) {
+            Ok(()) => {}
+            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+                return Err(ApiError::new(ErrorCode::IdempotencyInProgress, "raced"));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        reply.append_to(&self.trail, conn)?;
+        Ok(Outcome::Fresh(reply))
+    }
+}
+
 /// The one write path of requests: runs `effect` in one write transaction,
 /// together with the key's record (if the request sent a key) and the request's
 /// audit record.
@@ -219,44 +255,30 @@ where
             .await?;
         return Ok(reply.into_response(false));
     };
-    let (user_id, fingerprint) = (scope.user_id.clone(), scope.fingerprint.clone());
+    let answer = Answer { user_id: scope.user_id.clone(), key, fingerprint: scope.fingerprint.clone(), now, trail };
+    let refusal = answer.clone();
     let outcome = db
-        .write(&scope.lane, move |conn| {
-            // A retry of a finished request is rare: looking for its answer here rather than
-            // in a read beforehand saves every first attempt a round trip.
-            if let Some(stored) = IdempotencyRecord::find(conn, &user_id, &key)? {
-                return Ok(Outcome::Stored(stored));
-            }
-            // The effect runs in a savepoint, so a refusal can be recorded without its partial writes.
-            let reply = match conn.transaction(effect) {
-                Ok(reply) => reply,
-                // A conflict with the state (not enough points, already reversed, ...) is the
-                // answer to this request and is replayed; anything else leaves the key unused.
-                Err(err) if err.status_code() == StatusCode::CONFLICT => Reply::from_error(&err),
-                Err(err) => return Err(err),
-            };
-            let record = IdempotencyRecord {
-                user_id,
-                key,
-                fingerprint,
-                status: i32::from(reply.status.as_u16()),
-                body: reply.body.clone(),
-                location: reply.location.clone(),
-                created_at: now.naive_utc(),
-            };
-            // Writes of one community share a lane, so a retry normally finds the record above.
-            // One with the same key in another lane (another community's path) waits here
-            // (PostgreSQL) until ours commits, then fails; its effect is rolled back with it.
-            match record.insert(conn) {
-                Ok(()) => {}
-                Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
-                    return Err(ApiError::new(ErrorCode::IdempotencyInProgress, "raced"));
+        .write_or_else(
+            &scope.lane,
+            move |conn| {
+                // A retry of a finished request is rare: looking for its answer here rather than
+                // in a read beforehand saves every first attempt a round trip.
+                if let Some(stored) = IdempotencyRecord::find(conn, &answer.user_id, &answer.key)? {
+                    return Ok(Outcome::Stored(stored));
                 }
-                Err(err) => return Err(err.into()),
-            }
-            reply.append_to(&trail, conn)?;
-            Ok(Outcome::Fresh(reply))
-        })
+                let reply = effect(conn)?;
+                answer.record(conn, reply)
+            },
+            // Everything the effect wrote is rolled back by now. A conflict with the state (not
+            // enough points, already reversed, ...) is the answer to this request and is
+            // replayed; anything else leaves the key unused.
+            move |conn, err| {
+                if err.status_code() != StatusCode::CONFLICT || err.code() == ErrorCode::IdempotencyInProgress {
+                    return Err(err);
+                }
+                refusal.record(conn, Reply::from_error(&err))
+            },
+        )
         .await
         .or_else(|err| if err.code() == ErrorCode::IdempotencyInProgress { Ok(Outcome::Raced) } else { Err(err) })?;
     match outcome {
