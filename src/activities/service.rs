@@ -21,7 +21,7 @@ use crate::db::{DbConnection, new_id};
 use crate::error::{ApiError, ApiResult, ErrorCode, unique_violation_as};
 use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::model::{LedgerHead, Posting};
-use crate::ledger::service::{Award, award_in, community_for, is_staff, validate_points};
+use crate::ledger::service::{Award, award_in, community_for, community_to_read, is_staff, validate_points};
 use crate::pagination::{Page, PageRequest};
 use crate::rules::model::{Rule, RuleDirection};
 use crate::rules::service::resolve;
@@ -163,7 +163,7 @@ pub async fn list(
     let rows = state
         .db
         .read(move |conn| {
-            let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "see activities")?;
+            let (community, roles) = community_to_read(conn, &principal, &community_id, |_| true, "see activities")?;
             let visible = if is_staff(roles) {
                 vec![
                     ActivityStatus::Draft,
@@ -391,7 +391,7 @@ pub async fn check_in_code(
     let activity = state
         .db
         .read(move |conn| {
-            let (community, _) = community_for(conn, &principal, &community_id, is_staff, "show check-in codes")?;
+            let (community, _) = community_to_read(conn, &principal, &community_id, is_staff, "show check-in codes")?;
             Activity::find(conn, &community.id, &activity_id)?.ok_or_else(|| ApiError::not_found("activity"))
         })
         .await?;
@@ -554,7 +554,7 @@ pub async fn participants(
     let rows = state
         .db
         .read(move |conn| {
-            let (community, _) = community_for(conn, &principal, &community_id, is_staff, "see participants")?;
+            let (community, _) = community_to_read(conn, &principal, &community_id, is_staff, "see participants")?;
             let activity =
                 Activity::find(conn, &community.id, &activity_id)?.ok_or_else(|| ApiError::not_found("activity"))?;
             let awarded: HashMap<String, i64> = match &activity.award_transaction_id {

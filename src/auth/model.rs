@@ -81,10 +81,9 @@ impl User {
         users::table.find(id).select(User::as_select()).first(conn).optional()
     }
 
-    /// The user an access token names, if the session that issued the token (its `jti`)
-    /// is still alive: not logged out, not revoked by a password change or token theft.
-    /// The user of a live (unrevoked) session with all their memberships, in one query:
-    /// every authenticated request starts with it.
+    /// The user an access token names, with all their memberships, if the session that
+    /// issued the token (its `jti`) is still alive: not logged out, not revoked by a
+    /// password change or token theft. One query: every authenticated request starts with it.
     pub fn of_live_session(
         conn: &mut DbConnection,
         user_id: &str,

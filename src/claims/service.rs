@@ -14,7 +14,7 @@ use crate::db::{DbConnection, new_id};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::model::LedgerHead;
-use crate::ledger::service::{Award, award_in, community_for, is_staff, validate_points};
+use crate::ledger::service::{Award, award_in, community_for, community_to_read, is_staff, validate_points};
 use crate::pagination::{Page, PageRequest};
 use crate::rules::model::{Rule, RuleDirection};
 use crate::rules::service::resolve;
@@ -99,7 +99,7 @@ pub async fn list(
     let rows = state
         .db
         .read(move |conn| {
-            let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "read claims")?;
+            let (community, roles) = community_to_read(conn, &principal, &community_id, |_| true, "read claims")?;
             let mut filter = ClaimFilter {
                 user_id: query.user_id.map(|id| id.to_string()),
                 status: query.status,

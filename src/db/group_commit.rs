@@ -36,7 +36,7 @@ use crate::error::ApiError;
 const MAX_BATCH_SQLITE: usize = 64;
 /// PostgreSQL keeps the ids of 64 subtransactions per session in shared memory; past
 /// that, every other session's snapshot has to look them up on disk until the batch
-/// commits. A keyed write takes two savepoints, so batches stay well below.
+/// commits. A write takes one savepoint (two if it records its refusal), so batches stay well below.
 const MAX_BATCH_POSTGRES: usize = 16;
 /// Writes waiting per lane; beyond it a write is refused at once (503) rather than
 /// left to wait behind a queue the database cannot drain.

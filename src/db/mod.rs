@@ -2,7 +2,8 @@
 //!
 //! Everything backend-specific lives here: the connection enum, the pool and its
 //! per-connection settings, the embedded migrations and the one way to open a
-//! write transaction ([`Database::write`]).
+//! write transaction ([`Database::write`], or [`Database::write_or_else`] for a write
+//! that answers its own failure with a write).
 //!
 //! Row structs insert `None` as NULL (`treat_none_as_default_value = false`; no nullable
 //! column has a default): diesel can then prepare each INSERT once and keep it, where

@@ -18,7 +18,7 @@ use crate::exports::stream::{self, Cell, CsvFile, CsvOut, StreamError};
 use crate::ledger::chain::canonical_time;
 use crate::ledger::expiry::timezone_of;
 use crate::ledger::model::LedgerHead;
-use crate::ledger::service::{community_for, is_reader};
+use crate::ledger::service::{community_to_read, is_reader};
 use crate::startup::AppState;
 use crate::units::model::Unit;
 
@@ -126,7 +126,7 @@ async fn readable_community(
     let community = state
         .db
         .read(move |conn| {
-            let (community, _) = community_for(conn, &principal, &community_id, is_reader, "export its records")?;
+            let (community, _) = community_to_read(conn, &principal, &community_id, is_reader, "export its records")?;
             Ok(community)
         })
         .await?;

@@ -242,16 +242,28 @@ pub fn community_for(
     allowed: impl Fn(Roles) -> bool,
     action: &str,
 ) -> ApiResult<(Unit, Roles)> {
-    // Members of the community itself (residents, its staff) read it with their memberships
-    // at the start of the request; only callers from above it (district, street) look it up.
-    let unit = match principal.unit(community_id) {
-        Some(unit) => Some(unit.clone()),
-        None => Unit::find(conn, community_id)?,
-    };
-    let unit =
-        unit.filter(|unit| unit.kind() == UnitKind::Community).ok_or_else(|| ApiError::not_found("community"))?;
+    let unit = Unit::find(conn, community_id)?
+        .filter(|unit| unit.kind() == UnitKind::Community)
+        .ok_or_else(|| ApiError::not_found("community"))?;
     let roles = principal.authorize(&unit, allowed, action)?;
     Ok((unit, roles))
+}
+
+/// [`community_for`] for reads. Members of the community itself (residents, its staff) got its
+/// row with their memberships at the start of the request, and a read may answer from that;
+/// only callers from above it (district, street) look it up. Writes read it afresh, so that
+/// one queued behind a change of the community's settings applies the new ones.
+pub fn community_to_read(
+    conn: &mut DbConnection,
+    principal: &Principal,
+    community_id: &str,
+    allowed: impl Fn(Roles) -> bool,
+    action: &str,
+) -> ApiResult<(Unit, Roles)> {
+    match principal.unit(community_id).filter(|unit| unit.kind() == UnitKind::Community) {
+        Some(unit) => Ok((unit.clone(), principal.authorize(unit, allowed, action)?)),
+        None => community_for(conn, principal, community_id, allowed, action),
+    }
 }
 
 fn validate_memo(memo: &str) -> ApiResult<String> {
@@ -565,8 +577,13 @@ enum Reader {
 }
 
 fn reader(conn: &mut DbConnection, principal: &Principal, community_id: &str) -> ApiResult<(Unit, Reader)> {
-    let (community, roles) =
-        community_for(conn, principal, community_id, |roles| is_reader(roles) || roles.resident, "read the ledger")?;
+    let (community, roles) = community_to_read(
+        conn,
+        principal,
+        community_id,
+        |roles| is_reader(roles) || roles.resident,
+        "read the ledger",
+    )?;
     if is_reader(roles) {
         return Ok((community, Reader::Official));
     }
@@ -743,7 +760,7 @@ pub async fn verify(state: &AppState, principal: Principal, community_id: String
     state
         .db
         .read(move |conn| {
-            let (community, _) = community_for(
+            let (community, _) = community_to_read(
                 conn,
                 &principal,
                 &community_id,

@@ -15,7 +15,8 @@ use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::expiry::timezone_of;
 use crate::ledger::model::{Account, AccountKind, LedgerHead, LedgerLock, LotMovement, TransactionKind};
 use crate::ledger::service::{
-    Leg, LotEffect, NewTransaction, active_resident_account, community_for, expire_community, is_staff, post,
+    Leg, LotEffect, NewTransaction, active_resident_account, community_for, community_to_read, expire_community,
+    is_staff, post,
 };
 use crate::pagination::{Page, PageRequest};
 use crate::redemptions::api::{FulfilmentRequest, OrderRequest, RedemptionListQuery, RedemptionResponse};
@@ -339,7 +340,7 @@ pub async fn list(
     let rows = state
         .db
         .read(move |conn| {
-            let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "see orders")?;
+            let (community, roles) = community_to_read(conn, &principal, &community_id, |_| true, "see orders")?;
             let mut filter = RedemptionFilter {
                 user_id: query.user_id.map(|id| id.to_string()),
                 status: query.status,
@@ -372,7 +373,7 @@ pub async fn get(
     state
         .db
         .read(move |conn| {
-            let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "see orders")?;
+            let (community, roles) = community_to_read(conn, &principal, &community_id, |_| true, "see orders")?;
             let redemption = Redemption::find(conn, &community.id, &redemption_id)?
                 .filter(|redemption| is_staff(roles) || roles.auditor || redemption.user_id == principal.user.id)
                 .ok_or_else(|| ApiError::not_found("redemption"))?;

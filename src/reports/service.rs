@@ -14,7 +14,7 @@ use crate::db::DbConnection;
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::expiry::timezone_of;
 use crate::ledger::model::{AccountKind, TransactionKind};
-use crate::ledger::service::{community_for, is_reader};
+use crate::ledger::service::{community_to_read, is_reader};
 use crate::pagination::parse_limit;
 use crate::reports::api::{
     BucketFigures, Figures, GroupEntry, LeaderboardGroup, LeaderboardPeriod, LeaderboardQuery, LeaderboardResponse,
@@ -86,7 +86,8 @@ pub async fn leaderboard(
     state
         .db
         .read(move |conn| {
-            let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "see the leaderboard")?;
+            let (community, roles) =
+                community_to_read(conn, &principal, &community_id, |_| true, "see the leaderboard")?;
             let timezone = timezone_of(&community);
             let at = query.at.unwrap_or_else(|| now.with_timezone(&timezone).date_naive());
             let (first, next) = period.calendar().bounds(at).ok_or_else(out_of_range)?;
@@ -227,7 +228,7 @@ pub async fn community_stats(
     query: StatsQuery,
 ) -> ApiResult<StatsResponse> {
     stats_of(state, query, move |conn| {
-        let (community, _) = community_for(conn, &principal, &community_id, is_reader, "read statistics")?;
+        let (community, _) = community_to_read(conn, &principal, &community_id, is_reader, "read statistics")?;
         let timezone = timezone_of(&community);
         Ok((community.id.clone(), vec![community], timezone))
     })

@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::api::MAX_POINTS;
 use crate::ledger::model::LedgerHead;
-use crate::ledger::service::{community_for, is_staff};
+use crate::ledger::service::{community_for, community_to_read, is_staff};
 use crate::pagination::{Page, PageRequest};
 use crate::rewards::api::{
     CreateRewardRequest, PerResidentLimit, RewardListQuery, RewardResponse, UpdateRewardRequest,
@@ -113,7 +113,8 @@ pub async fn list(
     let rewards = state
         .db
         .read(move |conn| {
-            let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "see the points shop")?;
+            let (community, roles) =
+                community_to_read(conn, &principal, &community_id, |_| true, "see the points shop")?;
             let on_offer_at = (!is_staff(roles)).then_some(now);
             Ok(Reward::list(conn, &community.id, on_offer_at, after.as_deref(), fetch)?)
         })
@@ -131,7 +132,8 @@ pub async fn get(
     state
         .db
         .read(move |conn| {
-            let (community, roles) = community_for(conn, &principal, &community_id, |_| true, "see the points shop")?;
+            let (community, roles) =
+                community_to_read(conn, &principal, &community_id, |_| true, "see the points shop")?;
             let reward = Reward::find(conn, &community.id, &reward_id)?
                 .filter(|reward| is_staff(roles) || reward.is_on_offer(now.naive_utc()))
                 .ok_or_else(|| ApiError::not_found("reward"))?;

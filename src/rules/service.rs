@@ -10,7 +10,7 @@ use crate::idempotency::{self, Reply, Scope};
 use crate::ledger::api::MAX_POINTS;
 use crate::ledger::expiry::timezone_of;
 use crate::ledger::model::{Account, LedgerTransaction, TransactionKind};
-use crate::ledger::service::{community_for, is_staff};
+use crate::ledger::service::{community_for, community_to_read, is_staff};
 use crate::pagination::{Page, PageRequest};
 use crate::rules::api::{CreateRuleRequest, RuleListQuery, RuleResponse, UpdateRuleRequest};
 use crate::rules::model::{Rule, RuleChanges, RuleDirection, RuleFilter};
@@ -109,7 +109,7 @@ pub async fn list(
     let rules = state
         .db
         .read(move |conn| {
-            let (community, _) = community_for(conn, &principal, &community_id, |_| true, "read rules")?;
+            let (community, _) = community_to_read(conn, &principal, &community_id, |_| true, "read rules")?;
             Ok(Rule::list(conn, &community.id, &filter, after.as_deref(), fetch)?)
         })
         .await?;

@@ -193,6 +193,9 @@ async fn claims_are_checked_and_kept_private(app: &TestApp) {
     expect_problem(app.get(&c.path(&format!("/claims/{id}")), b_token).await, StatusCode::NOT_FOUND, "not_found").await;
     assert_eq!(json_of(app.get(&c.path("/claims"), b_token).await).await["items"], json!([]));
     expect_problem(approve(app, &c, b_token, id, json!({})).await, StatusCode::FORBIDDEN, "forbidden").await;
+    // The role is checked before the claim is looked for: no claim by that id answers the same.
+    let no_claim = uuid::Uuid::now_v7().to_string();
+    expect_problem(approve(app, &c, b_token, &no_claim, json!({})).await, StatusCode::FORBIDDEN, "forbidden").await;
     expect_problem(approve(app, &c, &c.auditor, id, json!({})).await, StatusCode::FORBIDDEN, "forbidden").await;
     // Other communities' staff: 404.
     expect_problem(app.get(&c.path(&format!("/claims/{id}")), &other.staff).await, StatusCode::NOT_FOUND, "not_found")

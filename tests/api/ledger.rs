@@ -331,6 +331,17 @@ async fn idempotency_keys_replay_and_protect(app: &TestApp) {
     .await;
     let corrected = json!({"rule_code": "volunteering", "memo": "x", "awards": [{"user_id": a, "points": 1}]});
     expect_status(post_with_key(app, &awards, &c.staff, &pending_key, corrected).await, StatusCode::CREATED).await;
+    // And one refused for the caller's rights: once a suspended staff member is back, their key is unused.
+    let (returning_id, returning) = app.member_with_token(&c.admin, &c.id, "returning.staff", &["staff"]).await;
+    let membership = format!("/api/v1/units/{}/members/{returning_id}", c.id);
+    expect_status(app.patch(&membership, &c.admin, json!({"status": "suspended"})).await, StatusCode::OK).await;
+    let returning_key = new_key();
+    let refused = post_with_key(app, &awards, &returning, &returning_key, body.clone()).await;
+    expect_problem(refused, StatusCode::NOT_FOUND, "not_found").await;
+    expect_status(app.patch(&membership, &c.admin, json!({"status": "active"})).await, StatusCode::OK).await;
+    let accepted = post_with_key(app, &awards, &returning, &returning_key, body.clone()).await;
+    assert!(accepted.headers().get("idempotent-replayed").is_none());
+    expect_status(accepted, StatusCode::CREATED).await;
 
     // A refusal for the state of things (409) is the answer: replayed, even after a top-up.
     let deduction = json!({"user_id": a, "points": 1000, "rule_code": "littering", "memo": "x"});
