@@ -317,6 +317,55 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_write_is_rolled_back_before_its_on_error_step_and_holds_its_lane_until_answered() {
+        use diesel::connection::SimpleConnection;
+        use diesel::{RunQueryDsl, SqliteConnection};
+
+        use crate::error::ErrorCode;
+
+        let mut conn = DbConnection::Sqlite(SqliteConnection::establish(":memory:").expect("in-memory SQLite"));
+        conn.batch_execute("CREATE TABLE notes (text TEXT NOT NULL)").expect("table");
+        let note = |conn: &mut DbConnection, text: &str| {
+            diesel::sql_query(format!("INSERT INTO notes VALUES ('{text}')")).execute(conn).map(drop)
+        };
+        let router = Arc::new(Router::new(2));
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        let mut write = Box::new(PendingWrite {
+            work: Some(move |conn: &mut DbConnection| -> Result<&str, ApiError> {
+                note(conn, "effect")?;
+                Err(ApiError::new(ErrorCode::InsufficientPoints, "refused"))
+            }),
+            on_error: Some(move |conn: &mut DbConnection, err: ApiError| -> Result<&str, ApiError> {
+                note(conn, err.code().as_str())?;
+                Ok("refusal recorded")
+            }),
+            outcome: None,
+            reply,
+            _in_flight: router.enter("community a"),
+        });
+
+        write_transaction(&mut conn, |conn| {
+            write.run(conn);
+            assert_eq!(depth(conn), Some(1), "both savepoints are closed");
+            Ok::<_, ApiError>(())
+        })
+        .expect("batch");
+        assert!(router.state.lock().unwrap().bound.contains_key("community a"), "bound until answered");
+        write.answer(Ok(()));
+        assert!(router.state.lock().unwrap().bound.is_empty(), "free to move once answered");
+        assert_eq!(answer.try_recv().expect("answered").expect("the on_error step's answer"), "refusal recorded");
+
+        #[derive(diesel::QueryableByName)]
+        struct Note {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            text: String,
+        }
+        let notes: Vec<Note> = diesel::sql_query("SELECT text FROM notes").load(&mut conn).expect("notes");
+        let notes: Vec<String> = notes.into_iter().map(|note| note.text).collect();
+        assert_eq!(notes, vec!["insufficient_points".to_owned()], "the effect was rolled back first");
+    }
+
+    #[test]
     fn keys_with_nothing_in_flight_are_forgotten() {
         let router = Arc::new(Router::new(2));
         drop((router.enter("a"), router.enter("b")));

@@ -7,8 +7,8 @@ use jifen::clock::Clock;
 use crate::both_backends;
 use crate::helpers::{TestApp, expect_problem, expect_status, json_of};
 use crate::ledger_helpers::{
-    award, balance, check_invariants, community, deduct_response, head_sequence, new_key, post_with_key,
-    reverse_response,
+    Community, award, balance, check_invariants, community, community_in_street, deduct_response, head_sequence,
+    new_key, post_with_key, reverse_response,
 };
 
 both_backends!(
@@ -664,6 +664,35 @@ async fn roles_and_communities_bound_the_ledger(app: &TestApp) {
     // Auditors read everything and write nothing.
     expect_status(app.get(&c.path("/transactions"), &c.auditor).await, StatusCode::OK).await;
     expect_problem(deduct_auditor(app, &c, &a).await, StatusCode::FORBIDDEN, "forbidden").await;
+    check_invariants(app).await;
+}
+
+both_backends!(one_key_sent_to_two_communities_at_once_has_one_effect);
+
+/// Writes of two communities run in two writer lanes on PostgreSQL: the key still has one effect.
+async fn one_key_sent_to_two_communities_at_once_has_one_effect(app: &TestApp) {
+    let first = community(app, "同键一", 1).await;
+    let second = community_in_street(app, "同键二", 1, &first.street_id).await;
+    let (_, street_staff) = app.member_with_token(&first.admin, &first.street_id, "同键.staff", &["staff"]).await;
+    let rounds = 10;
+    for _ in 0..rounds {
+        let key = new_key();
+        let body = |c: &Community| json!({"rule_code": "volunteering", "memo": "同键", "awards": [{"user_id": user(&c.residents[0]), "points": 1}]});
+        let (first_awards, second_awards) = (first.path("/awards"), second.path("/awards"));
+        let (a, b) = futures::join!(
+            post_with_key(app, &first_awards, &street_staff, &key, body(&first)),
+            post_with_key(app, &second_awards, &street_staff, &key, body(&second)),
+        );
+        let mut statuses = [a.status(), b.status()];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY]);
+        let refused = if a.status() == StatusCode::CREATED { b } else { a };
+        expect_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused").await;
+    }
+    let awarded =
+        balance(app, &first, user(&first.residents[0])).await + balance(app, &second, user(&second.residents[0])).await;
+    assert_eq!(awarded, rounds, "one point per key");
+    assert_eq!(head_sequence(app, &first).await + head_sequence(app, &second).await, rounds);
     check_invariants(app).await;
 }
 
