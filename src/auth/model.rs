@@ -100,9 +100,11 @@ impl User {
             .select((User::as_select(), Option::<Membership>::as_select(), Option::<Unit>::as_select()))
             .order(memberships::id.asc())
             .load(conn))?;
-        let user = rows.first().map(|(user, _, _)| user.clone());
-        let memberships = rows.into_iter().filter_map(|(_, membership, unit)| membership.zip(unit)).collect();
-        Ok(user.map(|user| (user, memberships)))
+        let mut rows = rows.into_iter();
+        Ok(rows.next().map(|(user, membership, unit)| {
+            let memberships = membership.zip(unit).into_iter();
+            (user, memberships.chain(rows.filter_map(|(_, membership, unit)| membership.zip(unit))).collect())
+        }))
     }
 
     pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
