@@ -20,6 +20,7 @@ use crate::auth::password;
 use crate::auth::tokens::TokenKeys;
 use crate::clock::{Clock, ManualClock};
 use crate::db::{Database, new_id};
+use crate::ledger::batch::AwardBatches;
 use crate::metrics::Metrics;
 use crate::openapi::{self, RouteTable};
 use crate::security::{Limiters, RateLimits};
@@ -100,7 +101,8 @@ pub async fn seed(db: Database, jwt_secret: &[u8], now: DateTime<Utc>) -> anyhow
     };
     let spec = openapi::spec();
     let unlimited = std::num::NonZeroU32::MAX;
-    let metrics = Arc::new(Metrics::new(&db)?);
+    let award_batches = Arc::new(AwardBatches::new()?);
+    let metrics = Arc::new(Metrics::new(&db, &award_batches)?);
     let state = web::Data::new(AppState {
         db,
         clock: clock.clone(),
@@ -109,6 +111,7 @@ pub async fn seed(db: Database, jwt_secret: &[u8], now: DateTime<Utc>) -> anyhow
         trusted_proxies: Vec::new(),
         limiters: Limiters::new(RateLimits { auth_per_ip: unlimited, writes_per_user: unlimited }),
         metrics,
+        award_batches,
     });
     let service = init_service(app(state, web::Data::new(RouteTable::new(&spec)), Vec::new())).await;
     let mut demo = Demo { service: &service, clock: &clock };

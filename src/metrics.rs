@@ -7,6 +7,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, 
 
 use crate::db::Database;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::ledger::batch::AwardBatches;
 use crate::ledger::model::LedgerTransaction;
 use crate::startup::AppState;
 
@@ -20,8 +21,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// `db`'s group-commit counters are registered as they are: the lanes count, the registry reads.
-    pub fn new(db: &Database) -> prometheus::Result<Self> {
+    /// The group-commit counters of `db` and those of `awards` are registered as they are:
+    /// the writers count, the registry reads.
+    pub fn new(db: &Database, awards: &AwardBatches) -> prometheus::Result<Self> {
         let registry = Registry::new_custom(Some("jifen".to_owned()), None)?;
         let requests = HistogramVec::new(
             HistogramOpts::new("http_request_duration_seconds", "HTTP requests by route, method and status")
@@ -44,6 +46,8 @@ impl Metrics {
         let batches = db.write_batches();
         registry.register(Box::new(batches.batches.clone()))?;
         registry.register(Box::new(batches.writes.clone()))?;
+        registry.register(Box::new(awards.counts().groups.clone()))?;
+        registry.register(Box::new(awards.counts().awards.clone()))?;
         registry.register(Box::new(background_runs.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(ledger_transactions.clone()))?;

@@ -19,6 +19,7 @@ use crate::codes::random_code;
 use crate::config::Settings;
 use crate::db::{Database, DbConnection};
 use crate::error::ApiError;
+use crate::ledger::batch::AwardBatches;
 use crate::metrics::Metrics;
 use crate::openapi::{self, RouteTable};
 use crate::security::{self, Limiters};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     pub limiters: Limiters,
     pub metrics: Arc<Metrics>,
+    /// Awards waiting to be written together (see [`crate::ledger::batch`]).
+    pub award_batches: Arc<AwardBatches>,
 }
 
 pub struct Application {
@@ -65,7 +68,8 @@ impl Application {
             Ok(db)
         })
         .await??;
-        let metrics = Arc::new(Metrics::new(&db)?);
+        let award_batches = Arc::new(AwardBatches::new()?);
+        let metrics = Arc::new(Metrics::new(&db, &award_batches)?);
         let maintenance = crate::maintenance::spawn(db.clone(), clock.clone(), metrics.clone());
         let spec = openapi::spec();
         let state = web::Data::new(AppState {
@@ -76,6 +80,7 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone(),
             limiters: Limiters::new(settings.rate_limits),
             metrics,
+            award_batches,
         });
         let forgetting = spawn_forgetting_quiet_clients(state.clone().into_inner());
         let cors_origins = settings.cors_origins.clone();

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::db::schema::{audit_records, units};
 use crate::db::{DbConnection, MultiBackend};
+use crate::units::model::Unit;
 
 /// How a recorded request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -41,8 +42,9 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_records)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct AuditRecord {
     pub id: String,
@@ -118,6 +120,37 @@ impl NewAuditRecord {
 }
 
 impl AuditRecord {
+    /// Writes the records of requests that all concern one unit, whose path is at hand (the
+    /// writes of one community applied together), in one INSERT.
+    pub fn insert_all_in(conn: &mut DbConnection, unit: &Unit, records: Vec<NewAuditRecord>) -> QueryResult<()> {
+        let (in_unit, elsewhere): (Vec<_>, Vec<_>) =
+            records.into_iter().partition(|record| record.unit_id.as_deref() == Some(&unit.id));
+        for record in elsewhere {
+            record.insert(conn)?;
+        }
+        let rows: Vec<AuditRecord> = in_unit
+            .into_iter()
+            .map(|record| AuditRecord {
+                id: record.id,
+                occurred_at: record.occurred_at,
+                actor_id: record.actor_id,
+                action: record.action,
+                target_type: record.target_type,
+                target_id: record.target_id,
+                unit_id: record.unit_id,
+                unit_path: Some(unit.path.clone()),
+                request_id: record.request_id,
+                client_ip: record.client_ip,
+                outcome: record.outcome,
+                code: record.code,
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        crate::insert_all!(conn, audit_records::table, &rows, audit_records::id).map(drop)
+    }
+
     /// Newest first (record ids are UUIDv7), after the record `before`.
     pub fn list(
         conn: &mut DbConnection,

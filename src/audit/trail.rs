@@ -115,6 +115,23 @@ impl Trail {
         request.append(conn, outcome_of(status, false), code, location)
     }
 
+    /// The record [`Trail::append`] would write, for a write that inserts the records of
+    /// several requests at once; [`Trail::appended`] once they have committed.
+    pub fn new_record(&self, status: StatusCode, location: Option<&str>) -> Option<NewAuditRecord> {
+        let request = self.0.as_ref()?;
+        if request.known().appended.is_some() {
+            return None;
+        }
+        request.new_record(outcome_of(status, false), None, location)
+    }
+
+    /// The request's record, from [`Trail::new_record`], is committed.
+    pub fn appended(&self, status: StatusCode) {
+        if let Some(request) = &self.0 {
+            request.known().appended = Some(outcome_of(status, false));
+        }
+    }
+
     pub fn append_error(&self, conn: &mut DbConnection, error: &ApiError) -> QueryResult<()> {
         self.append(conn, error.status_code(), Some(error.code()), None)
     }
@@ -171,10 +188,19 @@ impl Request {
         code: Option<ErrorCode>,
         location: Option<&str>,
     ) -> QueryResult<()> {
+        if let Some(record) = self.new_record(outcome, code, location) {
+            record.insert(conn)?;
+            self.known().appended = Some(outcome);
+        }
+        Ok(())
+    }
+
+    /// The record of this request, unless requests like it go unrecorded.
+    fn new_record(&self, outcome: Outcome, code: Option<ErrorCode>, location: Option<&str>) -> Option<NewAuditRecord> {
         let (actor_id, target) = {
             let known = self.known();
             if !self.is_recorded(&known) {
-                return Ok(());
+                return None;
             }
             let created = location.and_then(|location| self.created_target(location));
             (known.actor_id.clone(), created.or_else(|| known.target.clone()))
@@ -185,7 +211,7 @@ impl Request {
             .clone()
             .or_else(|| target.as_ref().filter(|(target_type, _)| target_type == "unit").map(|(_, id)| id.clone()));
         let (target_type, target_id) = target.unzip();
-        NewAuditRecord {
+        Some(NewAuditRecord {
             id: new_id(),
             occurred_at: self.occurred_at,
             actor_id,
@@ -197,10 +223,7 @@ impl Request {
             client_ip: self.client_ip.clone(),
             outcome: outcome.as_str().to_owned(),
             code: code.map(|code| code.as_str().to_owned()),
-        }
-        .insert(conn)?;
-        self.known().appended = Some(outcome);
-        Ok(())
+        })
     }
 
     /// The resource a `Location` header points to, as (type, id).

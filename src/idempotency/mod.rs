@@ -144,6 +144,7 @@ impl Reply {
 }
 
 /// Who sends which request with which key, and where it writes.
+#[derive(Clone)]
 pub struct Scope {
     user_id: String,
     key: Option<String>,
@@ -173,6 +174,52 @@ impl Scope {
         let lane = ["community_id", "unit_id"].iter().find_map(|name| req.match_info().get(name)).unwrap_or_default();
         Scope { user_id: user_id.to_owned(), key, fingerprint, lane: lane.to_owned() }
     }
+}
+
+impl Scope {
+    /// The user and key a keyed request's answer is stored under.
+    pub fn key(&self) -> Option<(&str, &str)> {
+        self.key.as_deref().map(|key| (self.user_id.as_str(), key))
+    }
+}
+
+impl Reply {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    /// The answer of a write that did not go through [`write`] (see [`store_all`]).
+    pub fn into_first_response(self) -> HttpResponse {
+        self.into_response(false)
+    }
+}
+
+/// Stores the answers of keyed writes that one effect applied together, in one INSERT,
+/// within its transaction; for writes [`write`] does not see (see `ledger::batch`).
+/// Fails on a key that has an answer already, as [`write`] would.
+pub fn store_all(conn: &mut DbConnection, answers: &[(&Scope, DateTime<Utc>, &Reply)]) -> diesel::QueryResult<()> {
+    let records: Vec<IdempotencyRecord> = answers
+        .iter()
+        .filter_map(|(scope, now, reply)| {
+            Some(IdempotencyRecord {
+                user_id: scope.user_id.clone(),
+                key: scope.key.clone()?,
+                fingerprint: scope.fingerprint.clone(),
+                status: i32::from(reply.status.as_u16()),
+                body: reply.body.clone(),
+                location: reply.location.clone(),
+                created_at: now.naive_utc(),
+            })
+        })
+        .collect();
+    if records.is_empty() {
+        return Ok(());
+    }
+    IdempotencyRecord::insert_all(conn, &records)
 }
 
 enum Outcome {

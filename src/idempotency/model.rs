@@ -30,6 +30,23 @@ impl IdempotencyRecord {
             .optional())
     }
 
+    /// Which of these (user, key) pairs have a record.
+    pub fn existing(conn: &mut DbConnection, keys: &[(&str, &str)]) -> QueryResult<Vec<(String, String)>> {
+        let users: Vec<&str> = keys.iter().map(|(user_id, _)| *user_id).collect();
+        let names: Vec<&str> = keys.iter().map(|(_, key)| *key).collect();
+        let found: Vec<(String, String)> = crate::direct!(conn, |conn| idempotency_keys::table
+            .filter(idempotency_keys::user_id.eq_any(&users))
+            .filter(idempotency_keys::key.eq_any(&names))
+            .select((idempotency_keys::user_id, idempotency_keys::key))
+            .load(conn))?;
+        // The two lists also match pairs made of one request's user and another's key.
+        Ok(found.into_iter().filter(|(user_id, key)| keys.contains(&(user_id.as_str(), key.as_str()))).collect())
+    }
+
+    pub fn insert_all(conn: &mut DbConnection, records: &[IdempotencyRecord]) -> QueryResult<()> {
+        crate::insert_all!(conn, idempotency_keys::table, records, idempotency_keys::key).map(drop)
+    }
+
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
         crate::direct!(conn, |conn| diesel::insert_into(idempotency_keys::table).values(self).execute(conn).map(drop))
     }

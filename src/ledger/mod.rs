@@ -2,6 +2,7 @@
 //! with lots for expiry.
 
 pub mod api;
+pub mod batch;
 pub mod chain;
 pub mod expiry;
 pub mod handlers;

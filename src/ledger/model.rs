@@ -198,17 +198,23 @@ impl Account {
         community_id: &str,
         user_id: &str,
     ) -> QueryResult<Option<(Membership, Option<Account>)>> {
-        let resident_account = accounts::community_id
-            .eq(memberships::unit_id)
-            .and(accounts::kind.eq(ResidentKind))
-            .and(accounts::user_id.eq(memberships::user_id.nullable()));
-        crate::direct!(conn, |conn| memberships::table
-            .left_join(accounts::table.on(resident_account))
-            .filter(memberships::unit_id.eq(community_id))
+        crate::direct!(conn, |conn| members_with_resident_accounts(community_id)
             .filter(memberships::user_id.eq(user_id))
             .select((Membership::as_select(), Option::<Account>::as_select()))
             .first(conn)
             .optional())
+    }
+
+    /// [`Account::membership_and_resident`] of several users at once.
+    pub fn memberships_and_residents(
+        conn: &mut DbConnection,
+        community_id: &str,
+        user_ids: &[&str],
+    ) -> QueryResult<Vec<(Membership, Option<Account>)>> {
+        crate::direct!(conn, |conn| members_with_resident_accounts(community_id)
+            .filter(memberships::user_id.eq_any(user_ids))
+            .select((Membership::as_select(), Option::<Account>::as_select()))
+            .load(conn))
     }
 
     pub fn resident(conn: &mut DbConnection, community_id: &str, user_id: &str) -> QueryResult<Option<Account>> {
@@ -280,6 +286,19 @@ impl Account {
                 .execute(conn))?;
         Ok(updated == 1)
     }
+}
+
+/// The community's memberships, each with the member's resident account if it is open.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn members_with_resident_accounts<'a>(community_id: &'a str) -> _ {
+    memberships::table
+        .left_join(
+            accounts::table.on(accounts::community_id
+                .eq(memberships::unit_id)
+                .and(accounts::kind.eq(ResidentKind))
+                .and(accounts::user_id.eq(memberships::user_id.nullable()))),
+        )
+        .filter(memberships::unit_id.eq(community_id))
 }
 
 /// Proof that this transaction holds a community's ledger lock (see [`LedgerHead::lock`]),
@@ -405,6 +424,16 @@ impl LedgerTransaction {
 
     pub fn insert(&self, conn: &mut DbConnection, postings: &[Posting]) -> QueryResult<()> {
         crate::direct!(conn, |conn| diesel::insert_into(ledger_transactions::table).values(self).execute(conn))?;
+        crate::insert_all!(conn, ledger_postings::table, postings, ledger_postings::transaction_id).map(drop)
+    }
+
+    /// Several transactions and all their postings, a statement for each table.
+    pub fn insert_all(
+        conn: &mut DbConnection,
+        transactions: &[LedgerTransaction],
+        postings: &[Posting],
+    ) -> QueryResult<()> {
+        crate::insert_all!(conn, ledger_transactions::table, transactions, ledger_transactions::id)?;
         crate::insert_all!(conn, ledger_postings::table, postings, ledger_postings::transaction_id).map(drop)
     }
 
@@ -544,8 +573,30 @@ pub struct LotMovement {
 }
 
 impl Lot {
+    /// The lot of points a transaction credited to an account.
+    pub fn new(
+        account_id: &str,
+        transaction: &LedgerTransaction,
+        amount: i64,
+        expires_at: Option<NaiveDateTime>,
+    ) -> Self {
+        Lot {
+            id: new_id(),
+            account_id: account_id.to_owned(),
+            transaction_id: transaction.id.clone(),
+            amount,
+            remaining: amount,
+            earned_at: transaction.created_at,
+            expires_at,
+        }
+    }
+
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
         crate::direct!(conn, |conn| diesel::insert_into(lots::table).values(self).execute(conn)).map(drop)
+    }
+
+    pub fn insert_all(conn: &mut DbConnection, lots: &[Lot]) -> QueryResult<()> {
+        crate::insert_all!(conn, lots::table, lots, lots::id).map(drop)
     }
 
     /// The first `limit` of the account's lots with points left, in the order debits consume

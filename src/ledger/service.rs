@@ -1,6 +1,7 @@
 //! The ledger's one write path ([`post`]) and the operations built on it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use actix_web::HttpResponse;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
@@ -24,7 +25,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::rules::model::{Rule, RuleDirection};
 use crate::rules::{self};
 use crate::startup::AppState;
-use crate::units::model::{Membership, MembershipStatus, Roles, Unit, UnitKind};
+use crate::units::model::{Membership, Roles, Unit, UnitKind};
 use crate::validation;
 
 /// How a leg's points move between the resident's lots.
@@ -119,32 +120,7 @@ pub fn post(
             Account::credit(conn, &leg.account.id, leg.amount, leg.earned, leg.spent)?;
         }
     }
-    let mut transaction = LedgerTransaction {
-        id: new_id(),
-        community_id: new.community_id,
-        sequence: lock.head().sequence + 1,
-        kind: new.kind.as_str().to_owned(),
-        rule_code: new.rule_code,
-        memo: new.memo,
-        actor_id: new.actor_id,
-        cause_type: new.cause.as_ref().map(|(kind, _)| kind.clone()),
-        cause_id: new.cause.map(|(_, id)| id),
-        reverses_id: new.reverses_id,
-        created_at: new.created_at,
-        previous_hash: lock.head().hash.clone(),
-        hash: String::new(),
-    };
-    let postings: Vec<Posting> = legs
-        .iter()
-        .zip(1..)
-        .map(|(leg, line)| Posting {
-            transaction_id: transaction.id.clone(),
-            line,
-            account_id: leg.account.id.clone(),
-            amount: leg.amount,
-        })
-        .collect();
-    transaction.hash = chain::chained_hash(&transaction.previous_hash, &transaction, &postings);
+    let (transaction, postings) = link(lock.head(), new, &legs);
     transaction
         .insert(conn, &postings)
         .map_err(unique_violation_as(ErrorCode::AlreadyReversed, "this transaction has already been reversed"))?;
@@ -153,16 +129,9 @@ pub fn post(
     let mut movements = Vec::new();
     for leg in legs {
         match leg.lots {
-            Some(LotEffect::NewLot { expires_at }) => Lot {
-                id: new_id(),
-                account_id: leg.account.id.clone(),
-                transaction_id: transaction.id.clone(),
-                amount: leg.amount,
-                remaining: leg.amount,
-                earned_at: transaction.created_at,
-                expires_at,
+            Some(LotEffect::NewLot { expires_at }) => {
+                Lot::new(&leg.account.id, &transaction, leg.amount, expires_at).insert(conn)?
             }
-            .insert(conn)?,
             Some(LotEffect::Restore(taken)) => {
                 for movement in taken {
                     Lot::give_back(conn, &movement.lot_id, movement.amount)?;
@@ -223,6 +192,37 @@ pub fn post(
     LotMovement::insert_all(conn, &movements)?;
     LedgerHead::advance(conn, lock, transaction.sequence, transaction.hash.clone())?;
     Ok((transaction, posted))
+}
+
+/// The link of the chain after `head`: the transaction `new`, with a posting for each leg.
+pub fn link(head: &LedgerHead, new: NewTransaction, legs: &[Leg]) -> (LedgerTransaction, Vec<Posting>) {
+    let mut transaction = LedgerTransaction {
+        id: new_id(),
+        community_id: new.community_id,
+        sequence: head.sequence + 1,
+        kind: new.kind.as_str().to_owned(),
+        rule_code: new.rule_code,
+        memo: new.memo,
+        actor_id: new.actor_id,
+        cause_type: new.cause.as_ref().map(|(kind, _)| kind.clone()),
+        cause_id: new.cause.map(|(_, id)| id),
+        reverses_id: new.reverses_id,
+        created_at: new.created_at,
+        previous_hash: head.hash.clone(),
+        hash: String::new(),
+    };
+    let postings: Vec<Posting> = legs
+        .iter()
+        .zip(1..)
+        .map(|(leg, line)| Posting {
+            transaction_id: transaction.id.clone(),
+            line,
+            account_id: leg.account.id.clone(),
+            amount: leg.amount,
+        })
+        .collect();
+    transaction.hash = chain::chained_hash(&transaction.previous_hash, &transaction, &postings);
+    (transaction, postings)
 }
 
 pub fn is_staff(roles: Roles) -> bool {
@@ -289,9 +289,7 @@ pub fn active_resident_account(
     now: NaiveDateTime,
 ) -> ApiResult<Account> {
     let member = Account::membership_and_resident(conn, &community.id, user_id)?;
-    let Some((_, account)) =
-        member.filter(|(membership, _)| membership.is_resident && membership.status() == MembershipStatus::Active)
-    else {
+    let Some((_, account)) = member.filter(|(membership, _)| membership.is_active_resident()) else {
         return Err(ApiError::new(
             ErrorCode::ResidentNotActive,
             format!("user {user_id} is not an active resident of this community"),
@@ -308,7 +306,7 @@ fn transaction_location(transaction: &LedgerTransaction) -> String {
 }
 
 /// The full view of a transaction just written (its writer is staff).
-fn created(transaction: LedgerTransaction, postings: Vec<PostingResponse>) -> ApiResult<Reply> {
+pub fn created(transaction: LedgerTransaction, postings: Vec<PostingResponse>) -> ApiResult<Reply> {
     let location = transaction_location(&transaction);
     Reply::created(&TransactionResponse::new(transaction, postings, None), location)
 }
@@ -336,34 +334,58 @@ pub async fn award(
         }
         lines.push((line.user_id.to_string(), line.points.map(validate_points).transpose()?));
     }
-    let now = state.clock.now();
-    idempotency::write(&state.db, scope, now, move |conn| {
-        let (community, _) = community_for(conn, &principal, &community_id, is_staff, "award points")?;
+    let request = Arc::new(AwardRequestChecked {
+        community_id,
+        principal,
+        scope,
+        memo,
+        rule_code,
+        lines,
+        now: state.clock.now(),
+    });
+    if let Some(reply) = state.award_batches.write(&state.db, &request).await {
+        return Ok(reply.into_first_response());
+    }
+    idempotency::write(&state.db, request.scope.clone(), request.now, move |conn| {
+        let principal = &request.principal;
+        let (community, _) = community_for(conn, principal, &request.community_id, is_staff, "award points")?;
         let mut lock = LedgerHead::lock(conn, &community.id)?;
-        let rule = rules::service::resolve(conn, &community, &rule_code, RuleDirection::Earn)?;
-        let award = Award { memo, actor: &principal, cause: None, lines };
-        let (transaction, postings) = award_in(conn, &mut lock, &community, &rule, award, now)?;
+        let rule = rules::service::resolve(conn, &community, &request.rule_code, RuleDirection::Earn)?;
+        let award = Award { memo: request.memo.clone(), actor: principal, cause: None, lines: request.lines.clone() };
+        let (transaction, postings) = award_in(conn, &mut lock, &community, &rule, award, request.now)?;
         created(transaction, postings)
     })
     .await
 }
 
-/// Staff may not award points to themselves or to their own household (same compound,
-/// building, unit and room in this community): someone else must.
-fn check_no_conflict_of_interest(
-    conn: &mut DbConnection,
-    community: &Unit,
+/// An award request whose form is valid, on its way to be written.
+pub struct AwardRequestChecked {
+    pub community_id: String,
+    pub principal: Principal,
+    pub scope: Scope,
+    pub memo: String,
+    pub rule_code: String,
+    /// User ids, each with its points (None: the rule's default).
+    pub lines: Vec<(String, Option<i64>)>,
+    pub now: DateTime<Utc>,
+}
+
+fn conflict_of_interest() -> ApiError {
+    ApiError::new(ErrorCode::ConflictOfInterest, "points for yourself or your household must be given by other staff")
+}
+
+/// Whether points for `beneficiary_id` would go to the actor or their household (same compound,
+/// building, unit and room in this community): staff may not award those; someone else must.
+/// `beneficiary` gives the beneficiary's membership of the community; it is asked for only if
+/// the actor lives there, so staff who live elsewhere (the usual case) cost no lookup.
+pub fn is_conflict_of_interest(
     actor: &Principal,
+    community_id: &str,
     beneficiary_id: &str,
-) -> ApiResult<()> {
-    let conflict = || {
-        ApiError::new(
-            ErrorCode::ConflictOfInterest,
-            "points for yourself or your household must be given by other staff",
-        )
-    };
+    beneficiary: impl FnOnce() -> ApiResult<Option<Membership>>,
+) -> ApiResult<bool> {
     if actor.user.id == beneficiary_id {
-        return Err(conflict());
+        return Ok(true);
     }
     let complete_household = |membership: &Membership| {
         Some(membership)
@@ -371,23 +393,19 @@ fn check_no_conflict_of_interest(
             .and_then(Membership::household)
             .filter(|h| h.compound.is_some() && h.building.is_some() && h.unit.is_some() && h.room.is_some())
     };
-    // Staff who live elsewhere (the usual case) cost no lookup: the caller's memberships are at hand.
-    let Some(actor_home) = actor.membership_in(&community.id).and_then(complete_household) else {
-        return Ok(());
+    let Some(actor_home) = actor.membership_in(community_id).and_then(complete_household) else {
+        return Ok(false);
     };
-    let beneficiary = Membership::find(conn, &community.id, beneficiary_id)?;
-    if beneficiary.as_ref().and_then(complete_household).as_ref() == Some(&actor_home) {
-        return Err(conflict());
-    }
-    Ok(())
+    Ok(beneficiary()?.as_ref().and_then(complete_household).as_ref() == Some(&actor_home))
 }
 
-/// An award to be written: to whom (points None: the rule's default), why, by whom.
-pub struct Award<'a> {
+/// An award to be written: to whom (user ids, points None for the rule's default; or, once
+/// checked, resident accounts and their points), why, by whom.
+pub struct Award<'a, Line = (String, Option<i64>)> {
     pub memo: String,
     pub actor: &'a Principal,
     pub cause: Option<(String, String)>,
-    pub lines: Vec<(String, Option<i64>)>,
+    pub lines: Vec<Line>,
 }
 
 /// Awards points under `rule` to active residents, in one ledger transaction,
@@ -400,27 +418,44 @@ pub fn award_in(
     award: Award<'_>,
     now: DateTime<Utc>,
 ) -> ApiResult<(LedgerTransaction, Vec<PostingResponse>)> {
-    let expires_at = ExpiryPolicy::of(community).expires_at(now, timezone_of(community));
-    let mut legs = vec![Leg::system(Account::system(conn, &community.id, AccountKind::Issuance)?, 0)];
+    let issuance = Account::system(conn, &community.id, AccountKind::Issuance)?;
+    let mut residents = Vec::with_capacity(award.lines.len());
     for (user_id, points) in award.lines {
-        check_no_conflict_of_interest(conn, community, award.actor, &user_id)?;
+        if is_conflict_of_interest(award.actor, &community.id, &user_id, || {
+            Ok(Membership::find(conn, &community.id, &user_id)?)
+        })? {
+            return Err(conflict_of_interest());
+        }
         let account = active_resident_account(conn, community, &user_id, now.naive_utc())?;
         let points = points.unwrap_or(rule.default_points);
         rules::service::check_use(conn, community, rule, &account, points, TransactionKind::Award, now)?;
+        residents.push((account, points));
+    }
+    let award = Award { memo: award.memo, actor: award.actor, cause: award.cause, lines: residents };
+    let (new, legs) = award_transaction(community, rule, award, issuance, now);
+    post(conn, lock, new, legs)
+}
+
+/// The ledger transaction of a checked award: its lines' points from the issuance account.
+pub fn award_transaction(
+    community: &Unit,
+    rule: &Rule,
+    award: Award<'_, (Account, i64)>,
+    issuance: Account,
+    now: DateTime<Utc>,
+) -> (NewTransaction, Vec<Leg>) {
+    let expires_at = ExpiryPolicy::of(community).expires_at(now, timezone_of(community));
+    let total = award.lines.iter().map(|(_, points)| points).sum::<i64>();
+    let mut legs = vec![Leg::system(issuance, -total)];
+    for (account, points) in award.lines {
         let lots = Some(LotEffect::NewLot { expires_at });
         legs.push(Leg { account, amount: points, earned: points, spent: 0, lots });
     }
-    legs[0].amount = -legs[1..].iter().map(|leg| leg.amount).sum::<i64>();
-    let mut new = NewTransaction::new(
-        &community.id,
-        TransactionKind::Award,
-        award.memo,
-        Some(award.actor.user.id.clone()),
-        now.naive_utc(),
-    );
+    let actor_id = Some(award.actor.user.id.clone());
+    let mut new = NewTransaction::new(&community.id, TransactionKind::Award, award.memo, actor_id, now.naive_utc());
     new.rule_code = Some(rule.code.clone());
     new.cause = award.cause;
-    post(conn, lock, new, legs)
+    (new, legs)
 }
 
 pub async fn deduct(

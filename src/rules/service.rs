@@ -164,6 +164,23 @@ pub fn resolve(conn: &mut DbConnection, community: &Unit, code: &str, direction:
     }
 }
 
+pub fn check_range(rule: &Rule, points: i64) -> ApiResult<()> {
+    if !(rule.min_points..=rule.max_points).contains(&points) {
+        return Err(ApiError::new(
+            ErrorCode::PointsOutOfRange,
+            format!("rule {} allows {} to {} points, not {points}", rule.code, rule.min_points, rule.max_points),
+        ));
+    }
+    Ok(())
+}
+
+impl Rule {
+    /// Whether it limits how often a resident may use it (and so each use must count the others).
+    pub fn has_caps(&self) -> bool {
+        self.daily_cap.is_some() || self.weekly_cap.is_some() || self.monthly_cap.is_some()
+    }
+}
+
 /// Holds one use of `rule` for one resident to the rule's points range and caps.
 /// Call it under the community's ledger lock, so parallel requests are counted.
 pub fn check_use(
@@ -175,12 +192,7 @@ pub fn check_use(
     kind: TransactionKind,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
-    if !(rule.min_points..=rule.max_points).contains(&points) {
-        return Err(ApiError::new(
-            ErrorCode::PointsOutOfRange,
-            format!("rule {} allows {} to {} points, not {points}", rule.code, rule.min_points, rule.max_points),
-        ));
-    }
+    check_range(rule, points)?;
     let caps = [
         (rule.daily_cap, Period::Day, "day"),
         (rule.weekly_cap, Period::Week, "week"),

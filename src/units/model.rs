@@ -394,6 +394,11 @@ impl Membership {
         MembershipStatus::parse(&self.status).unwrap_or(MembershipStatus::Suspended)
     }
 
+    /// A resident whose membership is active: one who may receive points.
+    pub fn is_active_resident(&self) -> bool {
+        self.is_resident && self.status() == MembershipStatus::Active
+    }
+
     pub fn household(&self) -> Option<Household> {
         let household = Household {
             compound: self.household_compound.clone(),
