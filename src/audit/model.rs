@@ -95,6 +95,23 @@ pub struct NewAuditRecord {
 }
 
 impl NewAuditRecord {
+    fn with_unit_path(self, path: &str) -> AuditRecord {
+        AuditRecord {
+            id: self.id,
+            occurred_at: self.occurred_at,
+            actor_id: self.actor_id,
+            action: self.action,
+            target_type: self.target_type,
+            target_id: self.target_id,
+            unit_id: self.unit_id,
+            unit_path: Some(path.to_owned()),
+            request_id: self.request_id,
+            client_ip: self.client_ip,
+            outcome: self.outcome,
+            code: self.code,
+        }
+    }
+
     pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
         use audit_records::*;
         let path_of_unit =
@@ -128,23 +145,7 @@ impl AuditRecord {
         for record in elsewhere {
             record.insert(conn)?;
         }
-        let rows: Vec<AuditRecord> = in_unit
-            .into_iter()
-            .map(|record| AuditRecord {
-                id: record.id,
-                occurred_at: record.occurred_at,
-                actor_id: record.actor_id,
-                action: record.action,
-                target_type: record.target_type,
-                target_id: record.target_id,
-                unit_id: record.unit_id,
-                unit_path: Some(unit.path.clone()),
-                request_id: record.request_id,
-                client_ip: record.client_ip,
-                outcome: record.outcome,
-                code: record.code,
-            })
-            .collect();
+        let rows: Vec<AuditRecord> = in_unit.into_iter().map(|record| record.with_unit_path(&unit.path)).collect();
         if rows.is_empty() {
             return Ok(());
         }

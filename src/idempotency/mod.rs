@@ -192,6 +192,19 @@ impl Reply {
         self.location.as_deref()
     }
 
+    /// The record that replays this answer to the key's later requests.
+    fn stored_as(&self, user_id: String, key: String, fingerprint: String, now: DateTime<Utc>) -> IdempotencyRecord {
+        IdempotencyRecord {
+            user_id,
+            key,
+            fingerprint,
+            status: i32::from(self.status.as_u16()),
+            body: self.body.clone(),
+            location: self.location.clone(),
+            created_at: now.naive_utc(),
+        }
+    }
+
     /// The answer of a write that did not go through [`write`] (see [`store_all`]).
     pub fn into_first_response(self) -> HttpResponse {
         self.into_response(false)
@@ -205,15 +218,7 @@ pub fn store_all(conn: &mut DbConnection, answers: &[(&Scope, DateTime<Utc>, &Re
     let records: Vec<IdempotencyRecord> = answers
         .iter()
         .filter_map(|(scope, now, reply)| {
-            Some(IdempotencyRecord {
-                user_id: scope.user_id.clone(),
-                key: scope.key.clone()?,
-                fingerprint: scope.fingerprint.clone(),
-                status: i32::from(reply.status.as_u16()),
-                body: reply.body.clone(),
-                location: reply.location.clone(),
-                created_at: now.naive_utc(),
-            })
+            Some(reply.stored_as(scope.user_id.clone(), scope.key.clone()?, scope.fingerprint.clone(), *now))
         })
         .collect();
     if records.is_empty() {
@@ -260,15 +265,7 @@ struct Answer {
 impl Answer {
     /// Stores `reply` as the key's answer and appends the request's audit record.
     fn record(self, conn: &mut DbConnection, reply: Reply) -> Result<Outcome, ApiError> {
-        let record = IdempotencyRecord {
-            user_id: self.user_id,
-            key: self.key,
-            fingerprint: self.fingerprint,
-            status: i32::from(reply.status.as_u16()),
-            body: reply.body.clone(),
-            location: reply.location.clone(),
-            created_at: self.now.naive_utc(),
-        };
+        let record = reply.stored_as(self.user_id, self.key, self.fingerprint, self.now);
         // Writes of one community share a lane, so a retry normally finds the record first.
         // One with the same key in another lane (another community's path) waits here
         // (PostgreSQL) until ours commits, then fails; its effect is rolled back with it.

@@ -4,8 +4,9 @@
 //! but each write still runs its own statements: 18 for an award on PostgreSQL. Awards to one
 //! community that queue while its writer is busy are taken instead by one write, which checks
 //! them all in memory under one ledger lock and writes them a statement per table: the
-//! transactions, their postings, lots, stored answers and audit records each in one INSERT,
-//! one UPDATE per resident credited and one for the issuance account, the chain head once.
+//! transactions, their postings, lots, stored answers and audit records each in one INSERT
+//! (on SQLite, which has no round trips to save, a statement per row), one UPDATE per
+//! resident credited and one for the issuance account, the chain head once.
 //! Each award is answered after the COMMIT, as any write is.
 //!
 //! This is a fast path for the common case, not a second set of rules. An award it cannot
@@ -51,7 +52,7 @@ pub struct AwardBatches {
     counts: GroupCounts,
 }
 
-/// Group writes that took awards, and awards they wrote, registered with the server's
+/// Committed group writes and the awards they wrote, registered with the server's
 /// metrics as they are: awards ÷ groups is the mean group size.
 #[derive(Clone)]
 pub struct GroupCounts {
@@ -66,6 +67,30 @@ struct QueuedAward {
     reply: oneshot::Sender<Written>,
 }
 
+/// The write that takes a group of awards: a write of the group commit.
+struct GroupWrite {
+    batches: Arc<AwardBatches>,
+    community_id: String,
+    ran: AtomicBool,
+}
+
+impl GroupWrite {
+    fn run(&self, conn: &mut DbConnection) -> ApiResult<Vec<(oneshot::Sender<Written>, Written)>> {
+        self.ran.store(true, Ordering::Relaxed);
+        self.batches.write_group(conn, &self.community_id)
+    }
+}
+
+impl Drop for GroupWrite {
+    /// A write that never ran (refused by a full queue or a failed pool, or dropped with its
+    /// task) leaves its awards waiting: they run alone.
+    fn drop(&mut self) {
+        if !self.ran.load(Ordering::Relaxed) {
+            drop(self.batches.take(&self.community_id));
+        }
+    }
+}
+
 /// An award written by a group, as its request is answered once the group has committed.
 struct Written {
     reply: Reply,
@@ -76,10 +101,10 @@ struct Written {
 impl AwardBatches {
     pub fn new() -> prometheus::Result<Self> {
         let counts = GroupCounts {
-            groups: IntCounter::new("ledger_award_groups_total", "Writes that took awards queued together")?,
+            groups: IntCounter::new("ledger_award_groups_total", "Committed writes of awards queued together")?,
             awards: IntCounter::new(
                 "ledger_awards_grouped_total",
-                "Awards written by group writes; the others ran alone. Divided by ledger_award_groups_total, the mean group size",
+                "Awards committed by group writes; the others ran alone. Divided by ledger_award_groups_total, the mean group size",
             )?,
         };
         Ok(AwardBatches { waiting: Mutex::default(), counts })
@@ -106,29 +131,20 @@ impl AwardBatches {
             (queue.len() - 1).is_multiple_of(MAX_AWARDS)
         };
         if starts_group {
-            let (batches, db) = (Arc::clone(self), db.clone());
+            let group = Arc::new(GroupWrite { batches: Arc::clone(self), community_id, ran: AtomicBool::new(false) });
+            let db = db.clone();
             // A task of its own: the group must be written even if this request goes away.
             tokio::spawn(async move {
-                let (group, ran) = (Arc::clone(&batches), Arc::new(AtomicBool::new(false)));
-                let lane = community_id.clone();
-                let write = {
-                    let ran = Arc::clone(&ran);
-                    move |conn: &mut DbConnection| {
-                        ran.store(true, Ordering::Relaxed);
-                        group.write_group(conn, &community_id)
-                    }
-                };
-                match db.write(&lane, write).await {
-                    Ok(answers) => {
-                        for (reply, written) in answers {
-                            // A caller that went away still had its award written.
-                            let _ = reply.send(written);
-                        }
-                    }
-                    // Refused before it ran (its lane's queue was full): its awards still wait, and run alone.
-                    Err(_) if !ran.load(Ordering::Relaxed) => drop(batches.take(&lane)),
-                    // It failed, or its batch did not commit: its awards went unanswered, and run alone.
-                    Err(_) => {}
+                let (lane, counts) = (group.community_id.clone(), group.batches.counts.clone());
+                // On an error, the awards it took went unanswered, and run alone.
+                let Ok(answers) = db.write(&lane, move |conn| group.run(conn)).await else { return };
+                if !answers.is_empty() {
+                    counts.groups.inc();
+                    counts.awards.inc_by(answers.len() as u64);
+                }
+                for (reply, written) in answers {
+                    // A caller that went away still had its award written.
+                    let _ = reply.send(written);
                 }
             });
         }
@@ -161,7 +177,6 @@ impl AwardBatches {
         if awards.is_empty() {
             return Ok(Vec::new());
         }
-        self.counts.groups.inc();
         let Some(community) = Unit::find(conn, community_id)?.filter(|unit| unit.kind() == UnitKind::Community) else {
             return Ok(Vec::new());
         };
@@ -217,7 +232,6 @@ impl AwardBatches {
             answers.iter().map(|(award, reply)| award.trail.new_record(reply.status(), reply.location())).collect();
         let audited: Vec<bool> = records.iter().map(Option::is_some).collect();
         AuditRecord::insert_all_in(conn, &community, records.into_iter().flatten().collect())?;
-        self.counts.awards.inc_by(answers.len() as u64);
         Ok(answers
             .into_iter()
             .zip(audited)

@@ -410,6 +410,7 @@ pub struct Award<'a, Line = (String, Option<i64>)> {
 
 /// Awards points under `rule` to active residents, in one ledger transaction,
 /// each held to the rule's range and caps. Call under the community's ledger lock.
+/// A check added here belongs in `ledger::batch`'s `Checks::vouch_for` too.
 pub fn award_in(
     conn: &mut DbConnection,
     lock: &mut LedgerLock,
