@@ -137,15 +137,16 @@ impl NewAuditRecord {
 }
 
 impl AuditRecord {
-    /// Writes the records of requests that all concern one unit, whose path is at hand (the
-    /// writes of one community applied together), in one INSERT.
-    pub fn insert_all_in(conn: &mut DbConnection, unit: &Unit, records: Vec<NewAuditRecord>) -> QueryResult<()> {
-        let (in_unit, elsewhere): (Vec<_>, Vec<_>) =
-            records.into_iter().partition(|record| record.unit_id.as_deref() == Some(&unit.id));
-        for record in elsewhere {
-            record.insert(conn)?;
+    /// Writes records of requests that concern these units, whose paths are at hand (writes
+    /// applied together), in one INSERT.
+    pub fn insert_all_in(conn: &mut DbConnection, units: &[Unit], records: Vec<NewAuditRecord>) -> QueryResult<()> {
+        let mut rows = Vec::with_capacity(records.len());
+        for record in records {
+            match units.iter().find(|unit| record.unit_id.as_deref() == Some(&unit.id)) {
+                Some(unit) => rows.push(record.with_unit_path(&unit.path)),
+                None => record.insert(conn)?,
+            }
         }
-        let rows: Vec<AuditRecord> = in_unit.into_iter().map(|record| record.with_unit_path(&unit.path)).collect();
         if rows.is_empty() {
             return Ok(());
         }

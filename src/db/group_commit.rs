@@ -58,8 +58,9 @@ struct PendingWrite<T, F, G> {
     on_error: Option<G>,
     outcome: Option<Result<T, ApiError>>,
     reply: tokio::sync::oneshot::Sender<Result<T, ApiError>>,
-    /// Dropped with the write, once its batch is over.
-    _in_flight: InFlight,
+    /// Dropped with the write, once its batch is over. None for a write that carries others,
+    /// which hold seats of their own ([`Lanes::write_in`]).
+    _seat: Option<Seat>,
 }
 
 /// What a write whose work failed does next: it runs in a savepoint of its own, after
@@ -125,25 +126,32 @@ impl Router {
     }
 
     /// The lane for one more write of `key`: the one its writes in flight are in, else the least loaded.
-    fn enter(self: &Arc<Self>, key: &str) -> InFlight {
+    fn enter(self: &Arc<Self>, key: &str) -> Seat {
         let mut routes = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let least_loaded = (0..routes.load.len()).min_by_key(|&lane| routes.load[lane]).unwrap_or(0);
         let (lane, writes) = routes.bound.entry(key.to_owned()).or_insert((least_loaded, 0));
         *writes += 1;
         let lane = *lane;
         routes.load[lane] += 1;
-        InFlight { router: Arc::clone(self), key: key.to_owned(), lane }
+        Seat { router: Arc::clone(self), key: key.to_owned(), lane }
     }
 }
 
-/// One write in flight in `lane`; dropping it, once the write's batch is over, frees its key to move.
-struct InFlight {
+/// One write in flight in `lane`, from before it is queued until its batch is over; dropping
+/// it then frees its key to move.
+pub struct Seat {
     router: Arc<Router>,
     key: String,
     lane: usize,
 }
 
-impl Drop for InFlight {
+impl Seat {
+    pub fn lane(&self) -> usize {
+        self.lane
+    }
+}
+
+impl Drop for Seat {
     fn drop(&mut self) {
         let mut routes = self.router.state.lock().unwrap_or_else(PoisonError::into_inner);
         routes.load[self.lane] -= 1;
@@ -202,11 +210,33 @@ impl Lanes {
         G: FnOnce(&mut DbConnection, ApiError) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
+        let seat = self.seat(lane_key);
+        self.send(seat.lane, Some(seat), work, on_error).await
+    }
+
+    /// A seat in the lane of `lane_key`, for a write that [`Lanes::write_in`] will carry.
+    pub fn seat(&self, lane_key: &str) -> Seat {
+        self.router.enter(lane_key)
+    }
+
+    /// Queues `work` in `lane` itself: a write that carries others, each holding its seat there.
+    pub async fn write_in<T, F>(&self, lane: usize, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.send(lane, None, work, None::<OnError<T>>).await
+    }
+
+    async fn send<T, F, G>(&self, lane: usize, seat: Option<Seat>, work: F, on_error: Option<G>) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        G: FnOnce(&mut DbConnection, ApiError) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let in_flight = self.router.enter(lane_key);
-        let queue = &self.queues[in_flight.lane];
-        let work = Some(work);
-        let write = Box::new(PendingWrite { work, on_error, outcome: None, reply, _in_flight: in_flight });
+        let queue = self.queues.get(lane).ok_or_else(|| ApiError::internal("no such writer lane"))?;
+        let write = Box::new(PendingWrite { work: Some(work), on_error, outcome: None, reply, _seat: seat });
         queue.try_send(write).map_err(|err| match err {
             mpsc::TrySendError::Full(_) => ApiError::pool_timeout("the write queue is full"),
             mpsc::TrySendError::Disconnected(_) => ApiError::internal("the database writer has stopped"),
@@ -341,7 +371,7 @@ mod tests {
             }),
             outcome: None,
             reply,
-            _in_flight: router.enter("community a"),
+            _seat: Some(router.enter("community a")),
         });
 
         write_transaction(&mut conn, |conn| {

@@ -300,6 +300,22 @@ impl Database {
         self.lanes.write(lane, f, Some(on_error)).await
     }
 
+    /// A seat in the writer lane of `lane`, for a write queued later by [`Database::write_in`]
+    /// on behalf of this one: while it is held, writes of `lane` go to the same lane.
+    pub fn seat(&self, lane: &str) -> group_commit::Seat {
+        self.lanes.seat(lane)
+    }
+
+    /// [`Database::write`] in writer lane number `lane`, for a write that carries writes holding
+    /// seats there ([`Database::seat`]).
+    pub async fn write_in<T, F>(&self, lane: usize, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.lanes.write_in(lane, f).await
+    }
+
     /// The same as [`Database::write`] for code outside a request (CLI, start-up).
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where

@@ -1,21 +1,26 @@
-//! Awards to one community that arrive together, written together.
+//! Awards that arrive together, written together.
 //!
 //! Group commit ([`crate::db::group_commit`]) shares one COMMIT among the writes of a batch,
-//! but each write still runs its own statements: 18 for an award on PostgreSQL. Awards to one
-//! community that queue while its writer is busy are taken instead by one write, which checks
-//! them all in memory under one ledger lock and writes them a statement per table: the
-//! transactions, their postings, lots, stored answers and audit records each in one INSERT
-//! (on SQLite, which has no round trips to save, a statement per row), one UPDATE per
-//! resident credited and one for the issuance account, the chain head once.
-//! Each award is answered after the COMMIT, as any write is.
+//! but each write still runs its own statements: 18 for an award on PostgreSQL. Awards that
+//! queue in one writer lane while it is busy, of any community, are taken instead by one
+//! write, which checks them all in memory, each community's under its ledger lock, and writes
+//! them a statement per table: the transactions, their postings, lots, stored answers and
+//! audit records each in one INSERT (on SQLite, which has no round trips to save, a statement
+//! per row), one UPDATE per account credited, and each community's chain head once. Each award
+//! is answered after the COMMIT, as any write is.
+//!
+//! An award takes its seat in the lane of its community as any write does, and keeps it until
+//! its group's batch is over; so while it is in flight every write of its community goes to
+//! that lane, and two lanes never hold locks of one community at once. Within a group, the
+//! communities are locked in the order of their ids.
 //!
 //! This is a fast path for the common case, not a second set of rules. An award it cannot
 //! vouch for in memory (the caller's rights, a key with an answer already or sent twice, a
 //! rule with caps or not for earning, points out of the rule's range, a beneficiary who is
 //! not an active resident with an account, a possible conflict of interest) is handed back
-//! to run alone on the usual path ([`crate::ledger::service::award`]), which answers it, refusals included.
-//! So is every award of a group whose write failed or was rolled back. Every award carries an
-//! `Idempotency-Key`, so one that runs again alone is never applied twice.
+//! to run alone on the usual path ([`crate::ledger::service::award`]), which answers it,
+//! refusals included. So is every award of a group whose write failed or was rolled back.
+//! Every award carries an `Idempotency-Key`, so one that runs again alone is never applied twice.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,14 +31,15 @@ use tokio::sync::oneshot;
 
 use crate::audit::Trail;
 use crate::audit::model::AuditRecord;
+use crate::db::group_commit::Seat;
 use crate::db::{Database, DbConnection};
 use crate::error::ApiResult;
 use crate::idempotency::model::IdempotencyRecord;
 use crate::idempotency::{self, Reply};
 use crate::ledger::api::PostingResponse;
-use crate::ledger::model::{Account, AccountKind, LedgerHead, LedgerTransaction, Lot};
+use crate::ledger::model::{Account, AccountKind, LedgerHead, LedgerLock, LedgerTransaction, Lot, Posting};
 use crate::ledger::service::{
-    Award, AwardRequestChecked, LotEffect, award_transaction, created, is_conflict_of_interest, is_staff, link,
+    Award, AwardRequestChecked, Leg, LotEffect, award_transaction, created, is_conflict_of_interest, is_staff, link,
 };
 use crate::rules::model::{Rule, RuleDirection};
 use crate::rules::service::{check_range, resolve};
@@ -45,10 +51,10 @@ const MAX_AWARDS: usize = 64;
 /// a posting per resident), and a group of them would make statements of thousands of rows.
 const MAX_LINES: usize = 16;
 
-/// The awards waiting for their community's next group write.
+/// The awards waiting for their lane's next group write.
 pub struct AwardBatches {
-    /// Community id → awards in the order they came.
-    waiting: Mutex<HashMap<String, Vec<QueuedAward>>>,
+    /// Writer lane → awards in the order they came.
+    waiting: Mutex<HashMap<usize, Vec<QueuedAward>>>,
     counts: GroupCounts,
 }
 
@@ -61,23 +67,38 @@ pub struct GroupCounts {
 }
 
 struct QueuedAward {
+    award: PendingAward,
+    /// Held until the group's batch is over.
+    seat: Seat,
+}
+
+struct PendingAward {
     request: Arc<AwardRequestChecked>,
     trail: Trail,
     /// Dropped unanswered: the award was not written, and runs alone.
     reply: oneshot::Sender<Written>,
 }
 
-/// The write that takes a group of awards: a write of the group commit.
+/// The write that takes the awards waiting in a lane: a write of the group commit.
 struct GroupWrite {
     batches: Arc<AwardBatches>,
-    community_id: String,
+    lane: usize,
     ran: AtomicBool,
+    /// The seats of the awards it took, given up with it: once its batch is over and answered.
+    seats: Mutex<Vec<Seat>>,
 }
 
 impl GroupWrite {
     fn run(&self, conn: &mut DbConnection) -> ApiResult<Vec<(oneshot::Sender<Written>, Written)>> {
         self.ran.store(true, Ordering::Relaxed);
-        self.batches.write_group(conn, &self.community_id)
+        let mut awards = Vec::new();
+        let mut seats = self.seats.lock().unwrap_or_else(PoisonError::into_inner);
+        for queued in self.batches.take(self.lane) {
+            awards.push(queued.award);
+            seats.push(queued.seat);
+        }
+        drop(seats);
+        self.batches.write_group(conn, awards)
     }
 }
 
@@ -86,7 +107,7 @@ impl Drop for GroupWrite {
     /// task) leaves its awards waiting: they run alone.
     fn drop(&mut self) {
         if !self.ran.load(Ordering::Relaxed) {
-            drop(self.batches.take(&self.community_id));
+            drop(self.batches.take(self.lane));
         }
     }
 }
@@ -114,30 +135,34 @@ impl AwardBatches {
         &self.counts
     }
 
-    /// Writes `request` together with the other awards to its community that queue with it,
-    /// and answers after the COMMIT. None: it was not written, and has to run alone.
+    /// Writes `request` together with the other awards that queue with it in its lane, and
+    /// answers after the COMMIT. None: it was not written, and has to run alone.
     pub async fn write(self: &Arc<Self>, db: &Database, request: &Arc<AwardRequestChecked>) -> Option<Reply> {
         if request.lines.len() > MAX_LINES || request.scope.key().is_none() {
             return None;
         }
         let trail = Trail::current();
         let (reply, answer) = oneshot::channel();
-        let community_id = request.community_id.clone();
+        let seat = db.seat(&request.community_id);
+        let lane = seat.lane();
         let starts_group = {
             let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-            let queue = waiting.entry(community_id.clone()).or_default();
-            queue.push(QueuedAward { request: Arc::clone(request), trail: trail.clone(), reply });
+            let queue = waiting.entry(lane).or_default();
+            let award = PendingAward { request: Arc::clone(request), trail: trail.clone(), reply };
+            queue.push(QueuedAward { award, seat });
             // Every MAX_AWARDS awards waiting need a write of their own to take them.
             (queue.len() - 1).is_multiple_of(MAX_AWARDS)
         };
         if starts_group {
-            let group = Arc::new(GroupWrite { batches: Arc::clone(self), community_id, ran: AtomicBool::new(false) });
-            let db = db.clone();
+            let batches = Arc::clone(self);
+            let group = GroupWrite { batches, lane, ran: AtomicBool::new(false), seats: Mutex::default() };
+            let (group, db) = (Arc::new(group), db.clone());
             // A task of its own: the group must be written even if this request goes away.
             tokio::spawn(async move {
-                let (lane, counts) = (group.community_id.clone(), group.batches.counts.clone());
+                let counts = group.batches.counts.clone();
+                let running = Arc::clone(&group);
                 // On an error, the awards it took went unanswered, and run alone.
-                let Ok(answers) = db.write(&lane, move |conn| group.run(conn)).await else { return };
+                let Ok(answers) = db.write_in(lane, move |conn| running.run(conn)).await else { return };
                 if !answers.is_empty() {
                     counts.groups.inc();
                     counts.awards.inc_by(answers.len() as u64);
@@ -146,6 +171,8 @@ impl AwardBatches {
                     // A caller that went away still had its award written.
                     let _ = reply.send(written);
                 }
+                // The seats go with the group, now that its awards are answered.
+                drop(group);
             });
         }
         let written = answer.await.ok()?;
@@ -155,84 +182,139 @@ impl AwardBatches {
         Some(written.reply)
     }
 
-    /// The next awards waiting for `community_id`, but those whose callers went away.
-    fn take(&self, community_id: &str) -> Vec<QueuedAward> {
+    /// The next awards waiting in `lane`, but those whose callers went away.
+    fn take(&self, lane: usize) -> Vec<QueuedAward> {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(queue) = waiting.get_mut(community_id) else { return Vec::new() };
+        let Some(queue) = waiting.get_mut(&lane) else { return Vec::new() };
         let taken: Vec<QueuedAward> = queue.drain(..queue.len().min(MAX_AWARDS)).collect();
         if queue.is_empty() {
-            waiting.remove(community_id);
+            waiting.remove(&lane);
         }
-        taken.into_iter().filter(|award| !award.reply.is_closed()).collect()
+        taken.into_iter().filter(|queued| !queued.award.reply.is_closed()).collect()
     }
 
-    /// Takes the awards waiting for the community and writes those it can vouch for; their
-    /// answers are to be sent after the COMMIT. The others are dropped here, and run alone.
+    /// Writes the awards it can vouch for; their answers are to be sent after the COMMIT. The
+    /// others are dropped here, and run alone.
     fn write_group(
         &self,
         conn: &mut DbConnection,
-        community_id: &str,
+        awards: Vec<PendingAward>,
     ) -> ApiResult<Vec<(oneshot::Sender<Written>, Written)>> {
-        let awards = self.take(community_id);
         if awards.is_empty() {
             return Ok(Vec::new());
         }
-        let Some(community) = Unit::find(conn, community_id)?.filter(|unit| unit.kind() == UnitKind::Community) else {
-            return Ok(Vec::new());
-        };
-        let mut lock = LedgerHead::lock(conn, &community.id)?;
-        let checks = Checks::read(conn, &community, &awards)?;
-        let issuance = Account::system(conn, &community.id, AccountKind::Issuance)?;
-
-        let mut head = lock.head().clone();
-        let (mut transactions, mut postings, mut lots) = (Vec::new(), Vec::new(), Vec::new());
-        // Account id → (points, of which earned); the issuance account's only ever go out.
-        let mut credits: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        let mut answers = Vec::new();
-        for award in awards {
-            let Some((rule, residents)) = checks.vouch_for(&award.request) else { continue };
-            let request = &award.request;
-            let checked =
-                Award { memo: request.memo.clone(), actor: &request.principal, cause: None, lines: residents };
-            let (new, legs) = award_transaction(&community, rule, checked, issuance.clone(), request.now);
-            let (transaction, transaction_postings) = link(&head, new, &legs);
-            for leg in &legs {
-                let credit = credits.entry(leg.account.id.clone()).or_default();
-                *credit = (credit.0 + leg.amount, credit.1 + leg.earned);
-                if let Some(LotEffect::NewLot { expires_at }) = leg.lots {
-                    lots.push(Lot::new(&leg.account.id, &transaction, leg.amount, expires_at));
-                }
+        // A key answered already or sent twice: replays and reuses are the single path's to answer.
+        let keys: Vec<(&str, &str)> = awards.iter().filter_map(|award| award.request.scope.key()).collect();
+        let answered: HashSet<(String, String)> = IdempotencyRecord::existing(conn, &keys)?.into_iter().collect();
+        let mut seen = HashSet::new();
+        let mut repeated = HashSet::new();
+        for &(user_id, key) in &keys {
+            if !seen.insert((user_id, key)) {
+                repeated.insert((user_id.to_owned(), key.to_owned()));
             }
-            let responses = transaction_postings
-                .iter()
-                .zip(&legs)
-                .map(|(posting, leg)| PostingResponse::new(posting, &leg.account))
-                .collect();
-            head.sequence = transaction.sequence;
-            head.hash = transaction.hash.clone();
-            let reply = created(transaction.clone(), responses)?;
-            transactions.push(transaction);
-            postings.extend(transaction_postings);
-            answers.push((award, reply));
         }
-        if answers.is_empty() {
-            return Ok(Vec::new());
+        let mut by_community: BTreeMap<String, Vec<PendingAward>> = BTreeMap::new();
+        for award in awards {
+            let Some((user_id, key)) = award.request.scope.key() else { continue };
+            let key = (user_id.to_owned(), key.to_owned());
+            if !answered.contains(&key) && !repeated.contains(&key) {
+                by_community.entry(award.request.community_id.clone()).or_default().push(award);
+            }
         }
 
-        for (account_id, (amount, earned)) in &credits {
+        let mut group = Group::default();
+        // In the order of their ids: two groups never wait for each other's ledger locks.
+        for (community_id, awards) in by_community {
+            let Some(community) = Unit::find(conn, &community_id)?.filter(|unit| unit.kind() == UnitKind::Community)
+            else {
+                continue;
+            };
+            let lock = LedgerHead::lock(conn, &community.id)?;
+            let checks = Checks::read(conn, &community, &awards)?;
+            let issuance = Account::system(conn, &community.id, AccountKind::Issuance)?;
+            let mut head = lock.head().clone();
+            for award in awards {
+                let Some((rule, residents)) = checks.vouch_for(&award.request) else { continue };
+                let request = &award.request;
+                let checked =
+                    Award { memo: request.memo.clone(), actor: &request.principal, cause: None, lines: residents };
+                let (new, legs) = award_transaction(&community, rule, checked, issuance.clone(), request.now);
+                let (transaction, postings) = link(&head, new, &legs);
+                head.sequence = transaction.sequence;
+                head.hash = transaction.hash.clone();
+                group.add(award, transaction, postings, &legs)?;
+            }
+            if head.sequence != lock.head().sequence {
+                group.heads.push((lock, head));
+            }
+            group.communities.push(community);
+        }
+        group.write(conn)
+    }
+}
+
+/// What a group write writes, gathered community by community.
+#[derive(Default)]
+struct Group {
+    communities: Vec<Unit>,
+    /// Each community's lock, with its chain head after the group's transactions.
+    heads: Vec<(LedgerLock, LedgerHead)>,
+    transactions: Vec<LedgerTransaction>,
+    postings: Vec<Posting>,
+    lots: Vec<Lot>,
+    /// Account id → (points, of which earned); the issuance accounts' only ever go out.
+    credits: BTreeMap<String, (i64, i64)>,
+    answers: Vec<(PendingAward, Reply)>,
+}
+
+impl Group {
+    fn add(
+        &mut self,
+        award: PendingAward,
+        transaction: LedgerTransaction,
+        postings: Vec<Posting>,
+        legs: &[Leg],
+    ) -> ApiResult<()> {
+        for leg in legs {
+            let credit = self.credits.entry(leg.account.id.clone()).or_default();
+            *credit = (credit.0 + leg.amount, credit.1 + leg.earned);
+            if let Some(LotEffect::NewLot { expires_at }) = leg.lots {
+                self.lots.push(Lot::new(&leg.account.id, &transaction, leg.amount, expires_at));
+            }
+        }
+        let responses =
+            postings.iter().zip(legs).map(|(posting, leg)| PostingResponse::new(posting, &leg.account)).collect();
+        let reply = created(transaction.clone(), responses)?;
+        self.transactions.push(transaction);
+        self.postings.extend(postings);
+        self.answers.push((award, reply));
+        Ok(())
+    }
+
+    fn write(self, conn: &mut DbConnection) -> ApiResult<Vec<(oneshot::Sender<Written>, Written)>> {
+        if self.answers.is_empty() {
+            return Ok(Vec::new());
+        }
+        for (account_id, (amount, earned)) in &self.credits {
             Account::credit(conn, account_id, *amount, *earned, 0)?;
         }
-        LedgerTransaction::insert_all(conn, &transactions, &postings)?;
-        Lot::insert_all(conn, &lots)?;
-        LedgerHead::advance(conn, &mut lock, head.sequence, head.hash)?;
+        LedgerTransaction::insert_all(conn, &self.transactions, &self.postings)?;
+        Lot::insert_all(conn, &self.lots)?;
+        for (mut lock, head) in self.heads {
+            LedgerHead::advance(conn, &mut lock, head.sequence, head.hash)?;
+        }
         let stored: Vec<_> =
-            answers.iter().map(|(award, reply)| (&award.request.scope, award.request.now, reply)).collect();
+            self.answers.iter().map(|(award, reply)| (&award.request.scope, award.request.now, reply)).collect();
         idempotency::store_all(conn, &stored)?;
-        let records: Vec<_> =
-            answers.iter().map(|(award, reply)| award.trail.new_record(reply.status(), reply.location())).collect();
+        let records: Vec<_> = self
+            .answers
+            .iter()
+            .map(|(award, reply)| award.trail.new_record(reply.status(), reply.location()))
+            .collect();
         let audited: Vec<bool> = records.iter().map(Option::is_some).collect();
-        AuditRecord::insert_all_in(conn, &community, records.into_iter().flatten().collect())?;
-        Ok(answers
+        AuditRecord::insert_all_in(conn, &self.communities, records.into_iter().flatten().collect())?;
+        Ok(self
+            .answers
             .into_iter()
             .zip(audited)
             .map(|((award, reply), audited)| (award.reply, Written { reply, audited }))
@@ -240,14 +322,9 @@ impl AwardBatches {
     }
 }
 
-/// What a group's awards are checked against, read once for all of them.
+/// What a community's awards in a group are checked against, read once for all of them.
 struct Checks<'a> {
     community: &'a Unit,
-    /// Keys with an answer stored already: their requests are replays, or reuses.
-    answered: HashSet<(String, String)>,
-    /// Keys sent more than once in the group: their awards run alone, where the first to
-    /// commit answers and the others replay it (or are refused, if their requests differ).
-    repeated: HashSet<(String, String)>,
     /// Rule code → the rule, if awards may use it without counting its uses.
     rules: HashMap<String, Option<Rule>>,
     /// User id → their membership of the community, and their resident account if open.
@@ -255,15 +332,7 @@ struct Checks<'a> {
 }
 
 impl<'a> Checks<'a> {
-    fn read(conn: &mut DbConnection, community: &'a Unit, awards: &[QueuedAward]) -> ApiResult<Self> {
-        let keys: Vec<(&str, &str)> = awards.iter().filter_map(|award| award.request.scope.key()).collect();
-        let answered = IdempotencyRecord::existing(conn, &keys)?.into_iter().collect();
-        let mut seen = HashSet::new();
-        let repeated = keys
-            .iter()
-            .filter(|key| !seen.insert(**key))
-            .map(|(user_id, key)| ((*user_id).to_owned(), (*key).to_owned()))
-            .collect();
+    fn read(conn: &mut DbConnection, community: &'a Unit, awards: &[PendingAward]) -> ApiResult<Self> {
         let mut rules = HashMap::new();
         for award in awards {
             if !rules.contains_key(&award.request.rule_code) {
@@ -281,17 +350,12 @@ impl<'a> Checks<'a> {
             .into_iter()
             .map(|(membership, account)| (membership.user_id.clone(), (membership, account)))
             .collect();
-        Ok(Checks { community, answered, repeated, rules, members })
+        Ok(Checks { community, rules, members })
     }
 
     /// The award's rule and residents with their points, if it passes every check the single
-    /// path makes; None if that path has to answer it. A key sent twice passes once.
+    /// path makes; None if that path has to answer it.
     fn vouch_for(&self, request: &AwardRequestChecked) -> Option<(&Rule, Vec<(Account, i64)>)> {
-        let (user_id, key) = request.scope.key()?;
-        let key = (user_id.to_owned(), key.to_owned());
-        if self.answered.contains(&key) || self.repeated.contains(&key) {
-            return None;
-        }
         request.principal.authorize(self.community, is_staff, "award points").ok()?;
         let rule = self.rules.get(&request.rule_code)?.as_ref()?;
         let mut residents = Vec::with_capacity(request.lines.len());
