@@ -155,12 +155,13 @@ impl Request {
         if !always && !changes_state {
             return None;
         }
+        // Ids as the handlers spell them once parsed, whatever the URL's spelling.
         let id_param = |name: &str| {
             route
                 .params
                 .iter()
-                .find(|(param, value)| param == name && uuid::Uuid::parse_str(value).is_ok())
-                .map(|(_, value)| value.clone())
+                .find(|(param, _)| param == name)
+                .and_then(|(_, value)| uuid::Uuid::parse_str(value).ok().map(|id| id.to_string()))
         };
         let unit_id = id_param("community_id").or_else(|| id_param("unit_id"));
         let target = route.params.last().and_then(|(name, _)| target_of(name, id_param(name)?));

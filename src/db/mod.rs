@@ -300,10 +300,10 @@ impl Database {
         self.lanes.write(lane, f, Some(on_error)).await
     }
 
-    /// A seat in the writer lane of `lane`, for a write queued later by [`Database::write_in`]
-    /// on behalf of this one: while it is held, writes of `lane` go to the same lane.
-    pub fn seat(&self, lane: &str) -> group_commit::Seat {
-        self.lanes.seat(lane)
+    /// A seat in the writer lane of `lane_key`, for a write queued later by [`Database::write_in`]
+    /// on behalf of this one: while it is held, writes of `lane_key` go to the same lane.
+    pub fn seat(&self, lane_key: &str) -> group_commit::Seat {
+        self.lanes.seat(lane_key)
     }
 
     /// [`Database::write`] in writer lane number `lane`, for a write that carries writes holding

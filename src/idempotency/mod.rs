@@ -172,7 +172,9 @@ impl Scope {
         hasher.update(serde_json::to_vec(body).unwrap_or_default());
         let fingerprint = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
         let lane = ["community_id", "unit_id"].iter().find_map(|name| req.match_info().get(name)).unwrap_or_default();
-        Scope { user_id: user_id.to_owned(), key, fingerprint, lane: lane.to_owned() }
+        // Spelt as the handlers spell the parsed id, so that a unit's writes share a lane however the URL spells it.
+        let lane = uuid::Uuid::parse_str(lane).map(|id| id.to_string()).unwrap_or_else(|_| lane.to_owned());
+        Scope { user_id: user_id.to_owned(), key, fingerprint, lane }
     }
 }
 

@@ -478,9 +478,17 @@ async fn writes_batched_together_succeed_and_fail_alone(app: &TestApp) {
     assert!(requests >= 100, "every request wrote through the group commit: {requests}");
     assert!(batches < writes, "concurrent writes shared transactions: {writes} writes in {batches} batches");
     assert!(grouped > groups, "concurrent awards shared group writes: {grouped} awards in {groups} writes");
+
+    // Groups span communities: each award's record belongs to its own community, whose street
+    // auditor sees it (records are shown by the path of their unit).
+    let path = format!("/api/v1/audit-log?action=award&unit={}&limit=200", other.id);
+    let records = json_of(expect_status(app.get(&path, &other.auditor).await, StatusCode::OK).await).await;
+    let records = records["items"].as_array().unwrap();
+    assert_eq!(records.len(), 20, "{records:?}");
+    assert!(records.iter().all(|record| record["unit_id"] == other.id && record["outcome"] == "succeeded"));
 }
 
-/// Awards to one community that arrive together are written together (`ledger::batch`); each
+/// Awards that arrive together are written together (`ledger::batch`); each
 /// is still checked, answered, stored for replay and recorded for itself. Those a group cannot
 /// vouch for (a rule with a cap, points out of range, a key sent twice, a resident without an
 /// account yet) run alone and get the usual answers.
