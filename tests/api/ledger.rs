@@ -495,8 +495,11 @@ async fn writes_batched_together_succeed_and_fail_alone(app: &TestApp) {
 async fn awards_written_together_are_each_checked_answered_stored_and_recorded(app: &TestApp) {
     let c = community(app, "成组", 4).await;
     let residents: Vec<String> = c.residents.iter().map(|resident| user(resident).to_owned()).collect();
-    // Resident 3's account is opened by the first award that reaches them.
-    award(app, &c, &[(&residents[0], 1), (&residents[1], 1), (&residents[2], 1)]).await;
+    // Resident 3's account is opened by the first award that reaches them. The community's id
+    // spelt in capitals is the same community, and the award's record is filed under it.
+    let first = json!({"rule_code": "volunteering", "memo": "首次", "awards": [{"user_id": residents[0], "points": 1}, {"user_id": residents[1], "points": 1}, {"user_id": residents[2], "points": 1}]});
+    let capitals = c.path("/awards").replace(&c.id, &c.id.to_uppercase());
+    expect_status(post_with_key(app, &capitals, &c.staff, &new_key(), first).await, StatusCode::CREATED).await;
     let capped = json!({"code": "reading", "name": "读书会", "category": "culture", "direction": "earn", "default_points": 5, "min_points": 1, "max_points": 50, "daily_cap": 2});
     expect_status(app.post(&c.path("/rules"), &c.staff, capped).await, StatusCode::CREATED).await;
 
