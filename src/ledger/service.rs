@@ -1,4 +1,5 @@
-//! The ledger's one write path ([`post`]) and the operations built on it.
+//! The ledger's write path ([`post`]) and the operations built on it. Awards written in groups
+//! (`ledger::batch`) share its [`link`] and award checks.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
