@@ -141,6 +141,32 @@ impl Reply {
         }
         response.body(self.first_time_body.unwrap_or(self.body))
     }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    /// The record that replays this answer to the key's later requests.
+    fn stored_as(&self, user_id: String, key: String, fingerprint: String, now: DateTime<Utc>) -> IdempotencyRecord {
+        IdempotencyRecord {
+            user_id,
+            key,
+            fingerprint,
+            status: i32::from(self.status.as_u16()),
+            body: self.body.clone(),
+            location: self.location.clone(),
+            created_at: now.naive_utc(),
+        }
+    }
+
+    /// The answer of a write that did not go through [`write`] (see [`store_all`]).
+    pub fn into_first_response(self) -> HttpResponse {
+        self.into_response(false)
+    }
 }
 
 /// Who sends which request with which key, and where it writes.
@@ -176,40 +202,10 @@ impl Scope {
         let lane = uuid::Uuid::parse_str(lane).map(|id| id.to_string()).unwrap_or_else(|_| lane.to_owned());
         Scope { user_id: user_id.to_owned(), key, fingerprint, lane }
     }
-}
 
-impl Scope {
     /// The user and key a keyed request's answer is stored under.
     pub fn key(&self) -> Option<(&str, &str)> {
         self.key.as_deref().map(|key| (self.user_id.as_str(), key))
-    }
-}
-
-impl Reply {
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub fn location(&self) -> Option<&str> {
-        self.location.as_deref()
-    }
-
-    /// The record that replays this answer to the key's later requests.
-    fn stored_as(&self, user_id: String, key: String, fingerprint: String, now: DateTime<Utc>) -> IdempotencyRecord {
-        IdempotencyRecord {
-            user_id,
-            key,
-            fingerprint,
-            status: i32::from(self.status.as_u16()),
-            body: self.body.clone(),
-            location: self.location.clone(),
-            created_at: now.naive_utc(),
-        }
-    }
-
-    /// The answer of a write that did not go through [`write`] (see [`store_all`]).
-    pub fn into_first_response(self) -> HttpResponse {
-        self.into_response(false)
     }
 }
 
@@ -220,7 +216,8 @@ pub fn store_all(conn: &mut DbConnection, answers: &[(&Scope, DateTime<Utc>, &Re
     let records: Vec<IdempotencyRecord> = answers
         .iter()
         .filter_map(|(scope, now, reply)| {
-            Some(reply.stored_as(scope.user_id.clone(), scope.key.clone()?, scope.fingerprint.clone(), *now))
+            let (user_id, key) = scope.key()?;
+            Some(reply.stored_as(user_id.to_owned(), key.to_owned(), scope.fingerprint.clone(), *now))
         })
         .collect();
     if records.is_empty() {

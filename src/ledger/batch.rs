@@ -205,19 +205,15 @@ impl AwardBatches {
         }
         // A key answered already or sent twice: replays and reuses are the single path's to answer.
         let keys: Vec<(&str, &str)> = awards.iter().filter_map(|award| award.request.scope.key()).collect();
-        let answered: HashSet<(String, String)> = IdempotencyRecord::existing(conn, &keys)?.into_iter().collect();
+        let mut alone: HashSet<(String, String)> = IdempotencyRecord::existing(conn, &keys)?.into_iter().collect();
         let mut seen = HashSet::new();
-        let mut repeated = HashSet::new();
-        for &(user_id, key) in &keys {
-            if !seen.insert((user_id, key)) {
-                repeated.insert((user_id.to_owned(), key.to_owned()));
-            }
-        }
+        alone.extend(
+            keys.iter().filter(|key| !seen.insert(**key)).map(|(user, key)| ((*user).to_owned(), (*key).to_owned())),
+        );
         let mut by_community: BTreeMap<String, Vec<PendingAward>> = BTreeMap::new();
         for award in awards {
             let Some((user_id, key)) = award.request.scope.key() else { continue };
-            let key = (user_id.to_owned(), key.to_owned());
-            if !answered.contains(&key) && !repeated.contains(&key) {
+            if !alone.contains(&(user_id.to_owned(), key.to_owned())) {
                 by_community.entry(award.request.community_id.clone()).or_default().push(award);
             }
         }

@@ -423,8 +423,7 @@ impl LedgerTransaction {
     }
 
     pub fn insert(&self, conn: &mut DbConnection, postings: &[Posting]) -> QueryResult<()> {
-        crate::direct!(conn, |conn| diesel::insert_into(ledger_transactions::table).values(self).execute(conn))?;
-        crate::insert_all!(conn, ledger_postings::table, postings, ledger_postings::transaction_id).map(drop)
+        Self::insert_all(conn, std::slice::from_ref(self), postings)
     }
 
     /// Several transactions and all their postings, a statement for each table.

@@ -111,6 +111,11 @@ pub struct RuleFilter {
 }
 
 impl Rule {
+    /// Whether it limits how often a resident may use it (and so each use must count the others).
+    pub fn has_caps(&self) -> bool {
+        self.daily_cap.is_some() || self.weekly_cap.is_some() || self.monthly_cap.is_some()
+    }
+
     pub fn direction(&self) -> RuleDirection {
         if self.direction == RuleDirection::Deduct.as_str() { RuleDirection::Deduct } else { RuleDirection::Earn }
     }

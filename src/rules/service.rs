@@ -174,13 +174,6 @@ pub fn check_range(rule: &Rule, points: i64) -> ApiResult<()> {
     Ok(())
 }
 
-impl Rule {
-    /// Whether it limits how often a resident may use it (and so each use must count the others).
-    pub fn has_caps(&self) -> bool {
-        self.daily_cap.is_some() || self.weekly_cap.is_some() || self.monthly_cap.is_some()
-    }
-}
-
 /// Holds one use of `rule` for one resident to the rule's points range and caps.
 /// Call it under the community's ledger lock, so parallel requests are counted.
 pub fn check_use(
