@@ -3,8 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::schema::idempotency_keys;
+use crate::db::{DbConnection, KeepPreparedDsl};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = idempotency_keys)]
@@ -38,6 +38,8 @@ impl IdempotencyRecord {
             .filter(idempotency_keys::user_id.eq_any(&users))
             .filter(idempotency_keys::key.eq_any(&names))
             .select((idempotency_keys::user_id, idempotency_keys::key))
+            // A statement per number of keys (at most a group's awards) on SQLite, one on PostgreSQL.
+            .keep_prepared()
             .load(conn))?;
         // The two lists also match pairs made of one request's user and another's key.
         Ok(found.into_iter().filter(|(user_id, key)| keys.contains(&(user_id.as_str(), key.as_str()))).collect())

@@ -214,6 +214,8 @@ impl Account {
         crate::direct!(conn, |conn| members_with_resident_accounts(community_id)
             .filter(memberships::user_id.eq_any(user_ids))
             .select((Membership::as_select(), Option::<Account>::as_select()))
+            // A statement per number of users (at most a group's awards) on SQLite, one on PostgreSQL.
+            .keep_prepared()
             .load(conn))
     }
 
