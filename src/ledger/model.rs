@@ -303,6 +303,19 @@ fn members_with_resident_accounts<'a>(community_id: &'a str) -> _ {
         .filter(memberships::unit_id.eq(community_id))
 }
 
+/// An account's open lots in the order of the `lots_open` index: soonest expiry first, then
+/// oldest. Lots that never expire (no expiry) sort first on SQLite and last on PostgreSQL, so
+/// debits read them apart; ordering those by their expiry too changes nothing, but it shows
+/// PostgreSQL that the index's order is the one asked for.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn open_lots<'a>(account_id: &'a str) -> _ {
+    lots::table.filter(lots::account_id.eq(account_id)).filter(lots::remaining.gt(NoPoints)).order((
+        lots::expires_at.asc(),
+        lots::earned_at.asc(),
+        lots::id.asc(),
+    ))
+}
+
 /// Proof that this transaction holds a community's ledger lock (see [`LedgerHead::lock`]),
 /// with the chain's last link as of the latest write under it. Take one per community per
 /// transaction: a second would not see the links the first one's writes added.
@@ -602,14 +615,25 @@ impl Lot {
 
     /// The first `limit` of the account's lots with points left, in the order debits consume
     /// them: soonest expiry first, lots that never expire last, then oldest first.
+    ///
+    /// Two queries, each read in the order of the `lots_open` index: one order over both kinds
+    /// of lot would sort every open lot of the account at each debit.
     pub fn open(conn: &mut DbConnection, account_id: &str, limit: usize) -> QueryResult<Vec<Lot>> {
-        crate::direct!(conn, |conn| lots::table
-            .filter(lots::account_id.eq(account_id))
-            .filter(lots::remaining.gt(NoPoints))
-            .order((lots::expires_at.is_null().asc(), lots::expires_at.asc(), lots::earned_at.asc(), lots::id.asc()))
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+        let first = |limit: usize| i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut lots: Vec<Lot> = crate::direct!(conn, |conn| open_lots(account_id)
+            .filter(lots::expires_at.is_not_null())
+            .limit(first(limit))
             .select(Lot::as_select())
-            .load(conn))
+            .load(conn))?;
+        if lots.len() < limit {
+            let lasting: Vec<Lot> = crate::direct!(conn, |conn| open_lots(account_id)
+                .filter(lots::expires_at.is_null())
+                .limit(first(limit - lots.len()))
+                .select(Lot::as_select())
+                .load(conn))?;
+            lots.extend(lasting);
+        }
+        Ok(lots)
     }
 
     /// The open lots one transaction created.
@@ -710,10 +734,48 @@ impl LotMovement {
 
 #[cfg(test)]
 mod tests {
+    use diesel::query_builder::QueryFragment;
+
     use super::*;
 
     #[test]
     fn spelled_out_resident_kind_is_the_resident_kind() {
         assert_eq!(ResidentKind::SQL, format!("'{}'", AccountKind::Resident.as_str()));
+    }
+
+    #[derive(QueryableByName)]
+    struct PlanStep {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+
+    /// How SQLite would run `query`, a step a line (`EXPLAIN QUERY PLAN`).
+    fn plan(conn: &mut diesel::SqliteConnection, query: impl QueryFragment<diesel::sqlite::Sqlite>) -> String {
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&query).to_string();
+        let sql = sql.split(" -- binds:").next().expect("the statement");
+        let steps: Vec<PlanStep> =
+            diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(conn).expect("a query plan");
+        steps.into_iter().map(|step| step.detail).collect::<Vec<_>>().join("\n")
+    }
+
+    /// A debit reads an account's first open lots in the index's order; sorting them would cost
+    /// every debit all of the account's open lots, however few it takes.
+    #[test]
+    fn debits_read_open_lots_without_sorting_them() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let db = crate::db::Database::connect(crate::db::DatabaseUrl::Sqlite(dir.path().join("jifen.db")), 1)
+            .expect("a migrated database");
+        db.write_blocking(|conn| -> anyhow::Result<()> {
+            let DbConnection::Sqlite(conn) = conn else { unreachable!("a SQLite database") };
+            for query in [
+                plan(conn, open_lots("account").filter(lots::expires_at.is_not_null()).limit(32)),
+                plan(conn, open_lots("account").filter(lots::expires_at.is_null()).limit(32)),
+            ] {
+                assert!(query.contains("USING INDEX lots_open"), "{query}");
+                assert!(!query.contains("TEMP B-TREE"), "{query}");
+            }
+            Ok(())
+        })
+        .expect("query plans");
     }
 }

@@ -88,7 +88,9 @@ impl NewTransaction {
     }
 }
 
-/// Open lots a debit reads at once; most debits need fewer.
+/// Open lots a debit reads first: most debits use up one to a few lots.
+const FIRST_LOTS_PAGE: usize = 4;
+/// Open lots a debit reads at once after its first page.
 const LOTS_PER_PAGE: usize = 32;
 
 fn insufficient_points() -> ApiError {
@@ -167,9 +169,11 @@ pub fn post(
                 // Then the others, a page at a time, so a debit reads only the lots it uses. A
                 // page is read once every lot before it is used up (the preferred ones too), so
                 // each page starts at the first lot still open.
+                let mut page_size = FIRST_LOTS_PAGE;
                 while needed > 0 {
-                    let page = Lot::open(conn, &leg.account.id, LOTS_PER_PAGE)?;
-                    let last_page = page.len() < LOTS_PER_PAGE;
+                    let page = Lot::open(conn, &leg.account.id, page_size)?;
+                    let last_page = page.len() < page_size;
+                    page_size = LOTS_PER_PAGE;
                     for lot in page {
                         if needed == 0 {
                             break;

@@ -867,6 +867,7 @@ async fn deduct_auditor(app: &TestApp, c: &crate::ledger_helpers::Community, use
 }
 
 both_backends!(points_expire_oldest_first_at_local_midnight);
+both_backends!(a_debit_takes_expiring_points_before_lasting_ones);
 
 async fn run_maintenance(app: &TestApp, at: &str) -> usize {
     let db = app.database();
@@ -914,5 +915,24 @@ async fn points_expire_oldest_first_at_local_midnight(app: &TestApp) {
     assert_eq!(expiry["postings"][0]["amount"], -15);
     assert_eq!(expiry["postings"][1]["account_kind"], "expiry");
     assert_eq!(head_sequence(app, &c).await, 4);
+    check_invariants(app).await;
+}
+
+/// Points that never expire are spent last, however old: the debit reads the expiring lots
+/// and the lasting ones apart (NULL expiries sort first on SQLite and last on PostgreSQL).
+async fn a_debit_takes_expiring_points_before_lasting_ones(app: &TestApp) {
+    let c = community(app, "先到期", 1).await;
+    let a = user(&c.residents[0]);
+    award(app, &c, &[(a, 10)]).await;
+    let policy = json!({"expiry_policy": {"policy": "days", "days": 7}});
+    expect_status(app.patch(&format!("/api/v1/units/{}", c.id), &c.admin, policy).await, StatusCode::OK).await;
+    award(app, &c, &[(a, 20)]).await;
+    award(app, &c, &[(a, 30)]).await;
+
+    expect_status(deduct_response(app, &c, a, 25).await, StatusCode::CREATED).await;
+    let account = json_of(app.get(&c.path("/accounts/me"), &c.residents[0].1).await).await;
+    assert_eq!(account["balance"], 35);
+    let expiring: i64 = account["expiring"].as_array().unwrap().iter().map(|e| e["points"].as_i64().unwrap()).sum();
+    assert_eq!(expiring, 25, "the 10 lasting points are all left: {account}");
     check_invariants(app).await;
 }

@@ -1,0 +1,2 @@
+DROP INDEX lots_open;
+CREATE INDEX lots_open ON lots (account_id, expires_at) WHERE remaining > 0;
