@@ -75,8 +75,16 @@ impl Redemption {
         RedemptionStatus::parse(&self.status).unwrap_or(RedemptionStatus::Pending)
     }
 
-    pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        crate::direct!(conn, |conn| diesel::insert_into(redemptions::table).values(self).execute(conn).map(drop))
+    /// Inserts the order unless its community has an order with its pickup code already; whether it did.
+    pub fn insert_unless_code_taken(&self, conn: &mut DbConnection) -> QueryResult<bool> {
+        let inserted = crate::direct!(conn, |conn| diesel::insert_into(redemptions::table)
+            .values(self)
+            .on_conflict((redemptions::community_id, redemptions::pickup_code))
+            .do_nothing()
+            .returning(redemptions::id)
+            .keep_prepared()
+            .execute(conn))?;
+        Ok(inserted == 1)
     }
 
     pub fn find(conn: &mut DbConnection, community_id: &str, id: &str) -> QueryResult<Option<Redemption>> {
@@ -86,15 +94,6 @@ impl Redemption {
             .select(Redemption::as_select())
             .first(conn)
             .optional()
-    }
-
-    pub fn code_taken(conn: &mut DbConnection, community_id: &str, code: &str) -> QueryResult<bool> {
-        let count: i64 = crate::direct!(conn, |conn| redemptions::table
-            .filter(redemptions::community_id.eq(community_id))
-            .filter(redemptions::pickup_code.eq(code))
-            .count()
-            .get_result(conn))?;
-        Ok(count > 0)
     }
 
     /// Counts a wrong pickup code; the fifth in a row locks the order's handover for a while.

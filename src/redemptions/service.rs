@@ -55,9 +55,15 @@ fn reply(conn: &mut DbConnection, community: &Unit, id: &str, viewer: &str) -> A
     Reply::ok(&RedemptionResponse::new(redemption, name, viewer))
 }
 
-fn unused_pickup_code(conn: &mut DbConnection, community_id: &str) -> ApiResult<String> {
-    unused_code(PICKUP_CODE_LENGTH, |code| Redemption::code_taken(conn, community_id, code))?
-        .ok_or_else(|| ApiError::internal("could not find an unused pickup code"))
+/// Inserts the order under a fresh pickup code, drawn again while its community has the code:
+/// the insert itself asks, so a fresh code costs no statement of its own.
+fn insert_with_unused_pickup_code(conn: &mut DbConnection, redemption: &mut Redemption) -> ApiResult<()> {
+    unused_code(PICKUP_CODE_LENGTH, |code| {
+        redemption.pickup_code = code.to_owned();
+        Ok::<_, ApiError>(!redemption.insert_unless_code_taken(conn)?)
+    })?
+    .map(drop)
+    .ok_or_else(|| ApiError::internal("could not find an unused pickup code"))
 }
 
 pub async fn order(
@@ -118,7 +124,7 @@ pub async fn order(
         new.cause = Some(("redemption".to_owned(), id.clone()));
         let (hold, _) = post(conn, &mut lock, new, legs)?;
         Account::add_held_and_spent(conn, &resident.id, points, 0)?;
-        let redemption = Redemption {
+        let mut redemption = Redemption {
             id: id.clone(),
             community_id: community.id.clone(),
             user_id,
@@ -126,7 +132,7 @@ pub async fn order(
             quantity,
             points,
             status: RedemptionStatus::Pending.as_str().to_owned(),
-            pickup_code: unused_pickup_code(conn, &community.id)?,
+            pickup_code: String::new(),
             ordered_by: principal.user.id.clone(),
             hold_transaction_id: hold.id,
             settle_transaction_id: None,
@@ -136,7 +142,7 @@ pub async fn order(
             pickup_failures: 0,
             pickup_locked_until: None,
         };
-        redemption.insert(conn)?;
+        insert_with_unused_pickup_code(conn, &mut redemption)?;
         let location = format!("/api/v1/communities/{}/redemptions/{id}", community.id);
         Reply::created(&RedemptionResponse::new(redemption, reward.name, &principal.user.id), location)
     })
