@@ -216,7 +216,13 @@ async fn run_backend(cli: &Cli, backend: Backend, binary: &std::path::Path) -> a
         }
     };
     let mut server = Server::start(binary, &url, dir.path().join("server.log"), &cli.server_log).await?;
-    let client = Client::builder().timeout(Duration::from_secs(120)).pool_max_idle_per_host(1024).build()?;
+    // Idle connections are dropped before the server's keep-alive (actix-web's 5 s) closes them:
+    // a request sent on a connection just as the server closes it gets no answer.
+    let client = Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(1024)
+        .pool_idle_timeout(Duration::from_secs(3))
+        .build()?;
     let started = Instant::now();
     println!("seeding {size:?}");
     let mut dataset = seed::seed(&client, &server.base, size).await?;
