@@ -627,6 +627,18 @@ macro_rules! insert_all {
     };
 }
 
+/// The values of an `IN` list kept prepared ([`KeepPrepared`]), padded to a power of two
+/// with copies of the last (which match nothing more): on SQLite, where each length is a
+/// statement of its own, lists of up to 1,024 values make at most 11. PostgreSQL binds the
+/// list as one array, whatever its length.
+pub fn kept_in_list<'a>(values: &[&'a str]) -> Vec<&'a str> {
+    let mut padded = values.to_vec();
+    if let Some(last) = values.last() {
+        padded.resize(values.len().next_power_of_two(), last);
+    }
+    padded
+}
+
 /// Rows up to which [`insert_all!`] keeps a multi-row INSERT prepared: the postings of an
 /// award to a few residents, a debit's lot movements. Each number of rows is a statement of
 /// its own in every pooled connection.

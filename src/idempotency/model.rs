@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::idempotency_keys;
-use crate::db::{DbConnection, KeepPreparedDsl};
+use crate::db::{DbConnection, KeepPreparedDsl, kept_in_list};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = idempotency_keys)]
@@ -35,10 +35,9 @@ impl IdempotencyRecord {
         let users: Vec<&str> = keys.iter().map(|(user_id, _)| *user_id).collect();
         let names: Vec<&str> = keys.iter().map(|(_, key)| *key).collect();
         let found: Vec<(String, String)> = crate::direct!(conn, |conn| idempotency_keys::table
-            .filter(idempotency_keys::user_id.eq_any(&users))
-            .filter(idempotency_keys::key.eq_any(&names))
+            .filter(idempotency_keys::user_id.eq_any(kept_in_list(&users)))
+            .filter(idempotency_keys::key.eq_any(kept_in_list(&names)))
             .select((idempotency_keys::user_id, idempotency_keys::key))
-            // A statement per number of keys (at most a group's awards) on SQLite, one on PostgreSQL.
             .keep_prepared()
             .load(conn))?;
         // The two lists also match pairs made of one request's user and another's key.

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::db::schema::{
     accounts, ledger_heads, ledger_postings, ledger_transactions, lot_movements, lots, memberships,
 };
-use crate::db::{DbConnection, KeepPreparedDsl, new_id};
+use crate::db::{DbConnection, KeepPreparedDsl, kept_in_list, new_id};
 use crate::units::model::Membership;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -212,9 +212,8 @@ impl Account {
         user_ids: &[&str],
     ) -> QueryResult<Vec<(Membership, Option<Account>)>> {
         crate::direct!(conn, |conn| members_with_resident_accounts(community_id)
-            .filter(memberships::user_id.eq_any(user_ids))
+            .filter(memberships::user_id.eq_any(kept_in_list(user_ids)))
             .select((Membership::as_select(), Option::<Account>::as_select()))
-            // A statement per number of users (at most a group's awards) on SQLite, one on PostgreSQL.
             .keep_prepared()
             .load(conn))
     }
@@ -303,10 +302,8 @@ fn members_with_resident_accounts<'a>(community_id: &'a str) -> _ {
         .filter(memberships::unit_id.eq(community_id))
 }
 
-/// An account's open lots in the order of the `lots_open` index: soonest expiry first, then
-/// oldest. Lots that never expire (no expiry) sort first on SQLite and last on PostgreSQL, so
-/// debits read them apart; ordering those by their expiry too changes nothing, but it shows
-/// PostgreSQL that the index's order is the one asked for.
+/// An account's open lots in the order of the `lots_open` index: by expiry (a NULL expiry, a
+/// lot that never expires, first on SQLite and last on PostgreSQL), then oldest first.
 #[diesel::dsl::auto_type(no_type_alias)]
 fn open_lots<'a>(account_id: &'a str) -> _ {
     lots::table.filter(lots::account_id.eq(account_id)).filter(lots::remaining.gt(NoPoints)).order((
@@ -616,24 +613,32 @@ impl Lot {
     /// The first `limit` of the account's lots with points left, in the order debits consume
     /// them: soonest expiry first, lots that never expire last, then oldest first.
     ///
-    /// Two queries, each read in the order of the `lots_open` index: one order over both kinds
-    /// of lot would sort every open lot of the account at each debit.
+    /// Read in the order of the `lots_open` index, so a debit reads only the lots it returns.
+    /// PostgreSQL sorts a NULL expiry last, as debits do, and takes them in one query; SQLite
+    /// sorts it first, so it reads the expiring lots, then the lasting ones.
     pub fn open(conn: &mut DbConnection, account_id: &str, limit: usize) -> QueryResult<Vec<Lot>> {
-        let first = |limit: usize| i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut lots: Vec<Lot> = crate::direct!(conn, |conn| open_lots(account_id)
-            .filter(lots::expires_at.is_not_null())
-            .limit(first(limit))
-            .select(Lot::as_select())
-            .load(conn))?;
-        if lots.len() < limit {
-            let lasting: Vec<Lot> = crate::direct!(conn, |conn| open_lots(account_id)
-                .filter(lots::expires_at.is_null())
-                .limit(first(limit - lots.len()))
-                .select(Lot::as_select())
-                .load(conn))?;
-            lots.extend(lasting);
+        let as_limit = |limit: usize| i64::try_from(limit).unwrap_or(i64::MAX);
+        match conn {
+            DbConnection::Postgresql(conn) => {
+                open_lots(account_id).limit(as_limit(limit)).select(Lot::as_select()).load(conn)
+            }
+            DbConnection::Sqlite(conn) => {
+                let mut lots: Vec<Lot> = open_lots(account_id)
+                    .filter(lots::expires_at.is_not_null())
+                    .limit(as_limit(limit))
+                    .select(Lot::as_select())
+                    .load(conn)?;
+                if lots.len() < limit {
+                    let lasting: Vec<Lot> = open_lots(account_id)
+                        .filter(lots::expires_at.is_null())
+                        .limit(as_limit(limit - lots.len()))
+                        .select(Lot::as_select())
+                        .load(conn)?;
+                    lots.extend(lasting);
+                }
+                Ok(lots)
+            }
         }
-        Ok(lots)
     }
 
     /// The open lots one transaction created.
