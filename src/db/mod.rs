@@ -627,14 +627,14 @@ macro_rules! insert_all {
     };
 }
 
-/// The values of an `IN` list kept prepared ([`KeepPrepared`]), padded to a power of two
-/// with copies of the last (which match nothing more): on SQLite, where each length is a
-/// statement of its own, lists of up to 1,024 values make at most 11. PostgreSQL binds the
-/// list as one array, whatever its length.
-pub fn kept_in_list<'a>(values: &[&'a str]) -> Vec<&'a str> {
+/// The values of a statement kept prepared ([`KeepPrepared`]) whose SQL grows with them (an
+/// `IN` list on SQLite, a chain of ORs), padded to a power of two with copies of the last,
+/// which match nothing more: each length is a statement of its own, and lists of up to 1,024
+/// values make at most 11. (PostgreSQL binds an `IN` list as one array, whatever its length.)
+pub fn kept_in_list<T: Clone>(values: &[T]) -> Vec<T> {
     let mut padded = values.to_vec();
     if let Some(last) = values.last() {
-        padded.resize(values.len().next_power_of_two(), last);
+        padded.resize(values.len().next_power_of_two(), last.clone());
     }
     padded
 }
