@@ -627,6 +627,14 @@ macro_rules! insert_all {
     };
 }
 
+/// A migrated SQLite database in a temporary folder, for unit tests; the folder goes with the guard.
+#[cfg(test)]
+pub fn migrated_sqlite() -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let db = Database::connect(DatabaseUrl::Sqlite(dir.path().join("jifen.db")), 1).expect("a migrated database");
+    (dir, db)
+}
+
 /// The values of a statement kept prepared ([`KeepPrepared`]) whose SQL grows with them (an
 /// `IN` list on SQLite, a chain of ORs), padded to a power of two with copies of the last,
 /// which match nothing more: each length is a statement of its own, and lists of up to 1,024

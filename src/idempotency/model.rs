@@ -71,9 +71,7 @@ mod tests {
 
     #[test]
     fn existing_finds_the_pairs_asked_for_and_no_mix_of_them() {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let db = crate::db::Database::connect(crate::db::DatabaseUrl::Sqlite(dir.path().join("jifen.db")), 1)
-            .expect("a migrated database");
+        let (_dir, db) = crate::db::migrated_sqlite();
         db.write_blocking(|conn| -> anyhow::Result<()> {
             let DbConnection::Sqlite(sqlite) = &mut *conn else { unreachable!("a SQLite database") };
             sqlite.batch_execute(

@@ -767,9 +767,7 @@ mod tests {
     /// every debit all of the account's open lots, however few it takes.
     #[test]
     fn debits_read_open_lots_without_sorting_them() {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let db = crate::db::Database::connect(crate::db::DatabaseUrl::Sqlite(dir.path().join("jifen.db")), 1)
-            .expect("a migrated database");
+        let (_dir, db) = crate::db::migrated_sqlite();
         db.write_blocking(|conn| -> anyhow::Result<()> {
             let DbConnection::Sqlite(conn) = conn else { unreachable!("a SQLite database") };
             for query in [
