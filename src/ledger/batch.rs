@@ -292,14 +292,12 @@ impl Group {
         if self.answers.is_empty() {
             return Ok(Vec::new());
         }
-        for (account_id, (amount, earned)) in &self.credits {
-            Account::credit(conn, account_id, *amount, *earned, 0)?;
-        }
+        let credits: Vec<(&str, i64, i64)> =
+            self.credits.iter().map(|(account_id, (amount, earned))| (account_id.as_str(), *amount, *earned)).collect();
+        Account::credit_all(conn, &credits)?;
         LedgerTransaction::insert_all(conn, &self.transactions, &self.postings)?;
         Lot::insert_all(conn, &self.lots)?;
-        for (mut lock, head) in self.heads {
-            LedgerHead::advance(conn, &mut lock, head.sequence, head.hash)?;
-        }
+        LedgerHead::advance_all(conn, self.heads)?;
         let mut stored: Vec<_> =
             self.answers.iter().map(|(award, reply)| (&award.request.scope, award.request.now, reply)).collect();
         // A key sent to two communities at once may be written by two lanes: in one order, they
