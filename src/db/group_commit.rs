@@ -8,9 +8,9 @@
 //! (SQLite's fsync, PostgreSQL's WAL flush) is paid once per batch instead of
 //! once per write, and nobody waits on a lock held across a client's round trips.
 //!
-//! SQLite admits one writer, so it has one lane. PostgreSQL has one per core (at most
-//! half the pool: [`super::Database::connect`]), and a write's lane key (the community or unit it belongs to) picks the lane: while
-//! a community has writes queued or in a batch not yet committed, its writes go
+//! SQLite admits one writer, so it has one lane. PostgreSQL has one per core, at least
+//! two and at most half the pool ([`super::Database::connect`]), and a write's lane key
+//! (the community or unit it belongs to) picks the lane: while a community has writes queued or in a batch not yet committed, its writes go
 //! to the same lane, so two open batches never wait for each other's locks. This
 //! holds because the rows a write locks belong to its community (ledger head,
 //! accounts, rewards); user rows are locked only by sign-ins and changes to one's

@@ -181,12 +181,13 @@ impl Database {
         let readers = build(pool_size).map_err(|err| connect_error(&url, err))?;
         let writers = if url.is_sqlite() { build(1).map_err(|err| connect_error(&url, err))? } else { readers.clone() };
         // PostgreSQL: at most half the pool may be writing, the rest stays for reads; and no
-        // more lanes than this machine has cores. Lanes beyond what can run at once do not add
-        // throughput, they split the writes that queue into smaller batches, each paying its
-        // own statements and COMMIT: on two cores, 2 lanes wrote 25 % more awards and
-        // redemptions per second than 5 (docs/benchmarks.md, session 9).
+        // more lanes than this machine has cores, but two. Lanes beyond what can run at once
+        // do not add throughput, they split the writes that queue into smaller batches, each
+        // paying its own statements and COMMIT: on two cores, 2 lanes wrote a quarter more
+        // awards and redemptions per second than 5. One lane wrote fewer redemptions, which
+        // have no group path and queued behind each other (docs/benchmarks.md, session 9).
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let lane_count = if url.is_sqlite() { 1 } else { (pool_size as usize / 2).min(cores).max(1) };
+        let lane_count = if url.is_sqlite() { 1 } else { (pool_size as usize / 2).min(cores.max(2)).max(1) };
         let lanes = Arc::new(group_commit::Lanes::start(&writers, url.is_sqlite(), lane_count)?);
         let checkpointer = checkpoint::Checkpointer::start(&manager)?.map(Arc::new);
         let db = Database {

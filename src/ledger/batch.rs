@@ -6,8 +6,8 @@
 //! write, which checks them all in memory, each community's under its ledger lock, and writes
 //! them a statement per table: the transactions, their postings, lots, stored answers and
 //! audit records each in one INSERT (on SQLite, which has no round trips to save, a statement
-//! per row), one UPDATE per account credited, and each community's chain head once. Each award
-//! is answered after the COMMIT, as any write is.
+//! per row), and the credits and the chain heads in one UPDATE each (on SQLite, one per row).
+//! Each award is answered after the COMMIT, as any write is.
 //!
 //! An award takes its seat in the lane of its community as any write does, and keeps it until
 //! its group's batch is over; so while it is in flight every write of its community goes to

@@ -317,7 +317,8 @@ impl Account {
     }
 }
 
-/// The id of a row a raw UPDATE changed (its `RETURNING`), as [`crate::db::KeepPrepared`] requires.
+/// The id of a row a raw UPDATE changed (its `RETURNING`). Rows of raw SQL are untyped and
+/// load only into a `QueryableByName` type, so [`crate::db::KeepPrepared::execute`] (ids as `String`) does not apply.
 #[derive(QueryableByName)]
 struct ChangedId {
     #[diesel(sql_type = diesel::sql_types::Text, column_name = id)]
@@ -423,7 +424,7 @@ impl LedgerHead {
                 use diesel::sql_types::{Array, BigInt, Text};
                 let expected = heads.len();
                 let (communities, (sequences, hashes)): (Vec<String>, (Vec<i64>, Vec<String>)) =
-                    heads.into_iter().map(|(_, head)| (head.community_id, (head.sequence, head.hash))).unzip();
+                    heads.into_iter().map(|(lock, head)| (lock.head.community_id, (head.sequence, head.hash))).unzip();
                 let query = diesel::sql_query(
                     "UPDATE ledger_heads SET sequence = head.sequence, hash = head.hash \
                      FROM unnest($1::text[], $2::bigint[], $3::text[]) AS head (community_id, sequence, hash) \
