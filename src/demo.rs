@@ -20,11 +20,10 @@ use crate::auth::password;
 use crate::auth::tokens::TokenKeys;
 use crate::clock::{Clock, ManualClock};
 use crate::db::{Database, new_id};
-use crate::ledger::batch::AwardBatches;
 use crate::metrics::Metrics;
 use crate::openapi::{self, RouteTable};
 use crate::security::{Limiters, RateLimits};
-use crate::startup::{AppState, app, create_admin};
+use crate::startup::{AppState, GroupWrites, app, create_admin};
 use crate::units::model::{Unit, UnitKind};
 
 /// The password of every demo account. The demo is for trying jifen out, never for real data.
@@ -101,8 +100,8 @@ pub async fn seed(db: Database, jwt_secret: &[u8], now: DateTime<Utc>) -> anyhow
     };
     let spec = openapi::spec();
     let unlimited = std::num::NonZeroU32::MAX;
-    let award_batches = Arc::new(AwardBatches::new()?);
-    let metrics = Arc::new(Metrics::new(&db, &award_batches)?);
+    let groups = GroupWrites::new()?;
+    let metrics = Arc::new(Metrics::new(&db, &groups)?);
     let state = web::Data::new(AppState {
         db,
         clock: clock.clone(),
@@ -111,7 +110,7 @@ pub async fn seed(db: Database, jwt_secret: &[u8], now: DateTime<Utc>) -> anyhow
         trusted_proxies: Vec::new(),
         limiters: Limiters::new(RateLimits { auth_per_ip: unlimited, writes_per_user: unlimited }),
         metrics,
-        award_batches,
+        groups,
     });
     let service = init_service(app(state, web::Data::new(RouteTable::new(&spec)), Vec::new())).await;
     let mut demo = Demo { service: &service, clock: &clock };

@@ -7,9 +7,8 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, 
 
 use crate::db::Database;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::ledger::batch::AwardBatches;
 use crate::ledger::model::LedgerTransaction;
-use crate::startup::AppState;
+use crate::startup::{AppState, GroupWrites};
 
 /// The metrics of one server; each server has its own registry.
 pub struct Metrics {
@@ -21,9 +20,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The group-commit counters of `db` and those of `awards` are registered as they are:
-    /// the writers count, the registry reads.
-    pub fn new(db: &Database, awards: &AwardBatches) -> prometheus::Result<Self> {
+    /// The group-commit counters of `db` and those of the group writes are registered as they
+    /// are: the writers count, the registry reads.
+    pub fn new(db: &Database, groups: &GroupWrites) -> prometheus::Result<Self> {
         let registry = Registry::new_custom(Some("jifen".to_owned()), None)?;
         let requests = HistogramVec::new(
             HistogramOpts::new("http_request_duration_seconds", "HTTP requests by route, method and status")
@@ -46,8 +45,10 @@ impl Metrics {
         let batches = db.write_batches();
         registry.register(Box::new(batches.batches.clone()))?;
         registry.register(Box::new(batches.writes.clone()))?;
-        registry.register(Box::new(awards.counts().groups.clone()))?;
-        registry.register(Box::new(awards.counts().awards.clone()))?;
+        for counts in groups.counts() {
+            registry.register(Box::new(counts.groups.clone()))?;
+            registry.register(Box::new(counts.requests.clone()))?;
+        }
         registry.register(Box::new(background_runs.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(ledger_transactions.clone()))?;

@@ -19,9 +19,11 @@ use crate::codes::random_code;
 use crate::config::Settings;
 use crate::db::{Database, DbConnection};
 use crate::error::ApiError;
-use crate::ledger::batch::AwardBatches;
+use crate::ledger::batch::{Batches, GroupCounts};
+use crate::ledger::service::AwardRequestChecked;
 use crate::metrics::Metrics;
 use crate::openapi::{self, RouteTable};
+use crate::redemptions::service::OrderRequestChecked;
 use crate::security::{self, Limiters};
 use crate::telemetry;
 use crate::units::model::{Membership, MembershipStatus, Roles, Unit, UnitKind};
@@ -44,8 +46,25 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     pub limiters: Limiters,
     pub metrics: Arc<Metrics>,
-    /// Awards waiting to be written together (see [`crate::ledger::batch`]).
-    pub award_batches: Arc<AwardBatches>,
+    /// Writes waiting to be written together, by kind (see [`crate::ledger::batch`]).
+    pub groups: GroupWrites,
+}
+
+/// Each kind of write that is written in groups, with the requests waiting for their group.
+#[derive(Clone)]
+pub struct GroupWrites {
+    pub awards: Arc<Batches<AwardRequestChecked>>,
+    pub orders: Arc<Batches<OrderRequestChecked>>,
+}
+
+impl GroupWrites {
+    pub fn new() -> prometheus::Result<Self> {
+        Ok(GroupWrites { awards: Arc::new(Batches::new()?), orders: Arc::new(Batches::new()?) })
+    }
+
+    pub fn counts(&self) -> [&GroupCounts; 2] {
+        [self.awards.counts(), self.orders.counts()]
+    }
 }
 
 pub struct Application {
@@ -68,8 +87,8 @@ impl Application {
             Ok(db)
         })
         .await??;
-        let award_batches = Arc::new(AwardBatches::new()?);
-        let metrics = Arc::new(Metrics::new(&db, &award_batches)?);
+        let groups = GroupWrites::new()?;
+        let metrics = Arc::new(Metrics::new(&db, &groups)?);
         let maintenance = crate::maintenance::spawn(db.clone(), clock.clone(), metrics.clone());
         let spec = openapi::spec();
         let state = web::Data::new(AppState {
@@ -80,7 +99,7 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone(),
             limiters: Limiters::new(settings.rate_limits),
             metrics,
-            award_batches,
+            groups,
         });
         let forgetting = spawn_forgetting_quiet_clients(state.clone().into_inner());
         let cors_origins = settings.cors_origins.clone();

@@ -17,7 +17,7 @@
 //! own account, which all share the empty lane key. A community with nothing in
 //! flight goes to the lane with the fewest writes in flight, so busy communities
 //! spread over the lanes instead of meeting where a hash happens to put them.
-//! A write may also carry others ([`Lanes::write_in`], the awards of `ledger::batch`): it is
+//! A write may also carry others ([`Lanes::write_in`], the group writes of `ledger::batch`): it is
 //! queued in a lane directly, and each write it carries holds its own seat there
 //! ([`Lanes::seat`]) until the batch is over, so the rule above holds for them as well.
 //! Should two batches still meet in a cycle (say, on a unique index), PostgreSQL

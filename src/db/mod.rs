@@ -185,7 +185,7 @@ impl Database {
         // do not add throughput, they split the writes that queue into smaller batches, each
         // paying its own statements and COMMIT: on two cores, 2 lanes wrote a quarter more
         // awards and redemptions per second than 5. One lane wrote fewer redemptions, which
-        // have no group path and queued behind each other (docs/benchmarks.md, session 9).
+        // then had no group path and queued behind each other (docs/benchmarks.md, session 9).
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let lane_count = if url.is_sqlite() { 1 } else { (pool_size as usize / 2).min(cores.max(2)).max(1) };
         let lanes = Arc::new(group_commit::Lanes::start(&writers, url.is_sqlite(), lane_count)?);
@@ -608,6 +608,25 @@ impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for KeepPrepa
 }
 
 impl<Q, Conn> RunQueryDsl<Conn> for KeepPrepared<Q> {}
+
+/// The id of a row a raw UPDATE changed (its `RETURNING`). Rows of raw SQL are untyped and
+/// load only into a `QueryableByName` type, so [`KeepPrepared::execute`] (ids as `String`) does not apply.
+#[derive(diesel::QueryableByName)]
+pub struct ChangedId {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = id)]
+    _id: String,
+}
+
+/// Checks that a statement of many rows changed every one of them: a row that went missing
+/// would lose a credit or a chain head silently, and a guard that held one back means a check
+/// made in memory was wrong.
+pub fn changed_all(changed: Vec<ChangedId>, expected: usize, what: &str) -> QueryResult<()> {
+    if changed.len() == expected {
+        return Ok(());
+    }
+    let message = format!("{what}: {} of {expected} rows changed", changed.len());
+    Err(diesel::result::Error::QueryBuilderError(message.into()))
+}
 
 /// Inserts many rows. PostgreSQL takes them in one statement, to save round trips, kept
 /// prepared for each number of rows up to [`MAX_KEPT_ROWS`] (it returns `$id`, a text

@@ -2,6 +2,7 @@
 //! with lots for expiry.
 
 pub mod api;
+pub mod award_batch;
 pub mod batch;
 pub mod chain;
 pub mod expiry;

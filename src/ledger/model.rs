@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::db::schema::{
     accounts, ledger_heads, ledger_postings, ledger_transactions, lot_movements, lots, memberships,
 };
-use crate::db::{DbConnection, KeepPreparedDsl, kept_in_list, new_id};
+use crate::db::{DbConnection, KeepPreparedDsl, changed_all, kept_in_list, new_id};
 use crate::units::model::Membership;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -271,6 +271,9 @@ impl Account {
     /// same for any number of accounts), saving a round trip and an executor start per
     /// account; SQLite has no round trips to save, so it runs the cached single UPDATE per account.
     pub fn credit_all(conn: &mut DbConnection, credits: &[(&str, i64, i64)]) -> QueryResult<()> {
+        if credits.is_empty() {
+            return Ok(());
+        }
         match conn {
             DbConnection::Postgresql(pg) => {
                 use diesel::sql_types::{Array, BigInt, Text};
@@ -291,6 +294,39 @@ impl Account {
             DbConnection::Sqlite(_) => {
                 credits.iter().try_for_each(|(id, amount, earned)| Account::credit(conn, id, *amount, *earned, 0))
             }
+        }
+    }
+
+    /// Takes from many resident balances, each only if it covers the amount, and adds to their
+    /// held figures: `(account id, amount, held)`, each account once. For debits already checked
+    /// in memory: one the balance does not cover is an error, not a refusal. One statement on
+    /// PostgreSQL, as [`Account::credit_all`].
+    pub fn debit_all(conn: &mut DbConnection, debits: &[(&str, i64, i64)]) -> QueryResult<()> {
+        if debits.is_empty() {
+            return Ok(());
+        }
+        match conn {
+            DbConnection::Postgresql(pg) => {
+                use diesel::sql_types::{Array, BigInt, Text};
+                let ids: Vec<&str> = debits.iter().map(|(id, _, _)| *id).collect();
+                let amounts: Vec<i64> = debits.iter().map(|(_, amount, _)| *amount).collect();
+                let held: Vec<i64> = debits.iter().map(|(_, _, held)| *held).collect();
+                let query = diesel::sql_query(
+                    "UPDATE accounts SET balance = accounts.balance - debit.amount, held = accounts.held + debit.held \
+                     FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS debit (id, amount, held) \
+                     WHERE accounts.id = debit.id AND accounts.balance >= debit.amount RETURNING accounts.id",
+                )
+                .bind::<Array<Text>, _>(ids)
+                .bind::<Array<BigInt>, _>(amounts)
+                .bind::<Array<BigInt>, _>(held);
+                changed_all(query.keep_prepared().load(pg)?, debits.len(), "debits")
+            }
+            DbConnection::Sqlite(_) => debits.iter().try_for_each(|(id, amount, held)| {
+                if !Account::debit_if_covered(conn, id, *amount, 0, 0)? {
+                    return changed_all(Vec::new(), 1, "debits");
+                }
+                if *held != 0 { Account::add_held_and_spent(conn, id, *held, 0) } else { Ok(()) }
+            }),
         }
     }
 
@@ -315,24 +351,6 @@ impl Account {
                 .execute(conn))?;
         Ok(updated == 1)
     }
-}
-
-/// The id of a row a raw UPDATE changed (its `RETURNING`). Rows of raw SQL are untyped and
-/// load only into a `QueryableByName` type, so [`crate::db::KeepPrepared::execute`] (ids as `String`) does not apply.
-#[derive(QueryableByName)]
-struct ChangedId {
-    #[diesel(sql_type = diesel::sql_types::Text, column_name = id)]
-    _id: String,
-}
-
-/// Checks that a statement of many rows changed every one of them: a row that went missing
-/// would lose a credit or a chain head silently.
-fn changed_all(changed: Vec<ChangedId>, expected: usize, what: &str) -> QueryResult<()> {
-    if changed.len() == expected {
-        return Ok(());
-    }
-    let message = format!("{what}: {} of {expected} rows changed", changed.len());
-    Err(diesel::result::Error::QueryBuilderError(message.into()))
 }
 
 /// The community's memberships, each with the member's resident account if it is open.
@@ -779,6 +797,32 @@ impl Lot {
                 .keep_prepared()
                 .execute(conn))?;
         Ok(updated == 1)
+    }
+
+    /// Takes points from many lots, `(lot id, points)`, each lot once, as [`Lot::take`] from one:
+    /// for takes already checked in memory, so a lot without the points is an error. One
+    /// statement on PostgreSQL, as [`Account::credit_all`].
+    pub fn take_all(conn: &mut DbConnection, taken: &[(&str, i64)]) -> QueryResult<()> {
+        if taken.is_empty() {
+            return Ok(());
+        }
+        match conn {
+            DbConnection::Postgresql(pg) => {
+                use diesel::sql_types::{Array, BigInt, Text};
+                let (ids, amounts): (Vec<&str>, Vec<i64>) = taken.iter().copied().unzip();
+                let query = diesel::sql_query(
+                    "UPDATE lots SET remaining = lots.remaining - taken.amount \
+                     FROM unnest($1::text[], $2::bigint[]) AS taken (id, amount) \
+                     WHERE lots.id = taken.id AND lots.remaining >= taken.amount RETURNING lots.id",
+                )
+                .bind::<Array<Text>, _>(ids)
+                .bind::<Array<BigInt>, _>(amounts);
+                changed_all(query.keep_prepared().load(pg)?, taken.len(), "lots taken from")
+            }
+            DbConnection::Sqlite(_) => taken.iter().try_for_each(|(id, amount)| {
+                if Lot::take(conn, id, *amount)? { Ok(()) } else { changed_all(Vec::new(), 1, "lots taken from") }
+            }),
+        }
     }
 
     /// Gives points back to the lot they were taken from.

@@ -1,5 +1,5 @@
 //! The ledger's write path ([`post`]) and the operations built on it. Awards written in groups
-//! (`ledger::batch`) share its [`link`] and award checks.
+//! (`ledger::award_batch`) share its [`link`] and award checks.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -89,9 +89,9 @@ impl NewTransaction {
 }
 
 /// Open lots a debit reads first: most debits use up one to a few lots.
-const FIRST_LOTS_PAGE: usize = 4;
+pub const FIRST_LOTS_PAGE: usize = 4;
 /// Open lots a debit reads at once after its first page.
-const LOTS_PER_PAGE: usize = 32;
+pub const LOTS_PER_PAGE: usize = 32;
 
 fn insufficient_points() -> ApiError {
     ApiError::new(ErrorCode::InsufficientPoints, "the resident does not have enough points available")
@@ -348,7 +348,7 @@ pub async fn award(
         lines,
         now: state.clock.now(),
     });
-    if let Some(reply) = state.award_batches.write(&state.db, &request).await {
+    if let Some(reply) = state.groups.awards.write(&state.db, &request).await {
         return Ok(reply.into_first_response());
     }
     idempotency::write(&state.db, request.scope.clone(), request.now, move |conn| {
@@ -415,7 +415,7 @@ pub struct Award<'a, Line = (String, Option<i64>)> {
 
 /// Awards points under `rule` to active residents, in one ledger transaction,
 /// each held to the rule's range and caps. Call under the community's ledger lock.
-/// A check added here belongs in `ledger::batch`'s `Checks::vouch_for` too.
+/// A check added here belongs in `ledger::award_batch`'s `Checks::vouch_for` too.
 pub fn award_in(
     conn: &mut DbConnection,
     lock: &mut LedgerLock,

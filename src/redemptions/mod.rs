@@ -1,6 +1,7 @@
 //! Orders in the points shop: hold, hand over, or cancel.
 
 pub mod api;
+pub mod batch;
 pub mod handlers;
 pub mod model;
 pub mod service;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::schema::{redemptions, rewards, units};
-use crate::db::{DbConnection, KeepPreparedDsl};
+use crate::db::{DbConnection, KeepPreparedDsl, MAX_KEPT_ROWS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -85,6 +85,28 @@ impl Redemption {
             .keep_prepared()
             .execute(conn))?;
         Ok(inserted == 1)
+    }
+
+    /// Inserts the orders, but those whose pickup code their community has already (or one of
+    /// them before); how many it inserted. One statement on PostgreSQL, as `insert_all!`.
+    pub fn insert_all_unless_code_taken(conn: &mut DbConnection, orders: &[Redemption]) -> QueryResult<usize> {
+        match conn {
+            DbConnection::Postgresql(pg) if !orders.is_empty() => {
+                let insert = diesel::insert_into(redemptions::table)
+                    .values(orders)
+                    .on_conflict((redemptions::community_id, redemptions::pickup_code))
+                    .do_nothing()
+                    .returning(redemptions::id);
+                if orders.len() <= MAX_KEPT_ROWS {
+                    insert.keep_prepared().execute(pg)
+                } else {
+                    insert.load::<String>(pg).map(|ids| ids.len())
+                }
+            }
+            _ => orders
+                .iter()
+                .try_fold(0, |inserted, order| Ok(inserted + usize::from(order.insert_unless_code_taken(conn)?))),
+        }
     }
 
     pub fn find(conn: &mut DbConnection, community_id: &str, id: &str) -> QueryResult<Option<Redemption>> {

@@ -1,6 +1,8 @@
 //! Orders in the points shop, as two-phase transfers: points are held at the order,
 //! posted to the redemption account at the handover, or returned on cancellation.
 
+use std::sync::Arc;
+
 use actix_web::HttpResponse;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use uuid::Uuid;
@@ -25,7 +27,7 @@ use crate::rewards::model::{LimitPeriod, Reward};
 use crate::startup::AppState;
 use crate::units::model::{Roles, Unit};
 
-const PICKUP_CODE_LENGTH: usize = 8;
+pub const PICKUP_CODE_LENGTH: usize = 8;
 /// How long an order's handover stays locked after too many wrong pickup codes.
 const PICKUP_LOCK: chrono::Duration = chrono::Duration::minutes(15);
 const MAX_QUANTITY: i32 = 100;
@@ -66,6 +68,27 @@ fn insert_with_unused_pickup_code(conn: &mut DbConnection, redemption: &mut Rede
     .ok_or_else(|| ApiError::internal("could not find an unused pickup code"))
 }
 
+/// An order whose form is valid, on its way to be written.
+pub struct OrderRequestChecked {
+    pub community_id: String,
+    pub principal: Principal,
+    pub scope: Scope,
+    pub reward_id: String,
+    pub quantity: i32,
+    /// Whom it is for: the caller, or a resident staff order for.
+    pub user_id: String,
+    pub now: DateTime<Utc>,
+}
+
+impl OrderRequestChecked {
+    /// The roles that may place it: a resident orders for themself, staff for a resident.
+    pub fn allowed(&self) -> fn(Roles) -> bool {
+        if self.user_id == self.principal.user.id { |roles| roles.resident } else { is_staff }
+    }
+}
+
+pub const ORDER_ACTION: &str = "order in the points shop";
+
 pub async fn order(
     state: &AppState,
     principal: Principal,
@@ -77,76 +100,113 @@ pub async fn order(
     if !(1..=MAX_QUANTITY).contains(&quantity) {
         return Err(ApiError::validation(format!("quantity must be from 1 to {MAX_QUANTITY}")));
     }
-    let for_someone_else = request.user_id.map(|id| id.to_string()).filter(|id| *id != principal.user.id);
-    let allowed: fn(Roles) -> bool = if for_someone_else.is_some() { is_staff } else { |roles| roles.resident };
-    let now = state.clock.now();
-    idempotency::write(&state.db, scope, now, move |conn| {
-        let (community, _) = community_for(conn, &principal, &community_id, allowed, "order in the points shop")?;
+    let request = Arc::new(OrderRequestChecked {
+        community_id,
+        user_id: request.user_id.map_or_else(|| principal.user.id.clone(), |id| id.to_string()),
+        principal,
+        scope,
+        reward_id: request.reward_id.to_string(),
+        quantity,
+        now: state.clock.now(),
+    });
+    if let Some(reply) = state.groups.orders.write(&state.db, &request).await {
+        return Ok(reply.into_first_response());
+    }
+    idempotency::write(&state.db, request.scope.clone(), request.now, move |conn| {
+        let (community, _) =
+            community_for(conn, &request.principal, &request.community_id, request.allowed(), ORDER_ACTION)?;
         let mut lock = LedgerHead::lock(conn, &community.id)?;
-        let user_id = for_someone_else.unwrap_or_else(|| principal.user.id.clone());
-        let resident = active_resident_account(conn, &community, &user_id, now.naive_utc())?;
-        let reward = Reward::find(conn, &community.id, &request.reward_id.to_string())?
+        let now = request.now;
+        let resident = active_resident_account(conn, &community, &request.user_id, now.naive_utc())?;
+        let reward = Reward::find(conn, &community.id, &request.reward_id)?
             .filter(|reward| reward.is_on_offer(now.naive_utc()))
             .ok_or_else(|| ApiError::new(ErrorCode::RewardUnavailable, "this reward is not on offer"))?;
         if let (Some(limit), Some(limit_period)) = (reward.limit_per_resident, reward.limit_period()) {
             let since = period_start(now, timezone_of(&community), period(limit_period))
                 .ok_or_else(|| ApiError::internal("no local calendar"))?;
-            let ordered = Redemption::quantity_since(conn, &user_id, &reward.id, since)?;
-            if ordered + i64::from(quantity) > i64::from(limit) {
+            let ordered = Redemption::quantity_since(conn, &request.user_id, &reward.id, since)?;
+            if ordered + i64::from(request.quantity) > i64::from(limit) {
                 return Err(ApiError::new(
                     ErrorCode::LimitReached,
                     format!("at most {limit} per resident per {}; {ordered} already ordered", limit_period.as_str()),
                 ));
             }
         }
-        if !Reward::take_stock(conn, &reward.id, quantity)? {
+        if !Reward::take_stock(conn, &reward.id, request.quantity)? {
             return Err(ApiError::new(ErrorCode::OutOfStock, "not enough left in stock"));
         }
-        let points = reward.cost * i64::from(quantity);
+        let hold_account = Account::system(conn, &community.id, AccountKind::Hold)?;
         let id = new_id();
-        let legs = vec![
-            Leg {
-                account: resident.clone(),
-                amount: -points,
-                earned: 0,
-                spent: 0,
-                lots: Some(LotEffect::Consume { preferred: Vec::new() }),
-            },
-            Leg::system(Account::system(conn, &community.id, AccountKind::Hold)?, points),
-        ];
-        let mut new = NewTransaction::new(
-            &community.id,
-            TransactionKind::RedemptionHold,
-            reward.name.clone(),
-            Some(principal.user.id.clone()),
-            now.naive_utc(),
-        );
-        new.cause = Some(("redemption".to_owned(), id.clone()));
+        let (new, legs) = hold_transaction(&request, &reward, &id, resident.clone(), hold_account);
         let (hold, _) = post(conn, &mut lock, new, legs)?;
-        Account::add_held_and_spent(conn, &resident.id, points, 0)?;
-        let mut redemption = Redemption {
-            id: id.clone(),
-            community_id: community.id.clone(),
-            user_id,
-            reward_id: reward.id.clone(),
-            quantity,
-            points,
-            status: RedemptionStatus::Pending.as_str().to_owned(),
-            pickup_code: String::new(),
-            ordered_by: principal.user.id.clone(),
-            hold_transaction_id: hold.id,
-            settle_transaction_id: None,
-            resolved_by: None,
-            resolved_at: None,
-            created_at: now.naive_utc(),
-            pickup_failures: 0,
-            pickup_locked_until: None,
-        };
+        let mut redemption = new_order(&request, &reward, id, hold.id);
+        Account::add_held_and_spent(conn, &resident.id, redemption.points, 0)?;
         insert_with_unused_pickup_code(conn, &mut redemption)?;
-        let location = format!("/api/v1/communities/{}/redemptions/{id}", community.id);
-        Reply::created(&RedemptionResponse::new(redemption, reward.name, &principal.user.id), location)
+        order_reply(redemption, reward.name, &request.principal)
     })
     .await
+}
+
+/// The ledger transaction of order `id`: its points held from the resident's soonest-expiring lots.
+pub fn hold_transaction(
+    request: &OrderRequestChecked,
+    reward: &Reward,
+    id: &str,
+    resident: Account,
+    hold_account: Account,
+) -> (NewTransaction, Vec<Leg>) {
+    let points = reward.cost * i64::from(request.quantity);
+    let legs = vec![
+        Leg {
+            account: resident,
+            amount: -points,
+            earned: 0,
+            spent: 0,
+            lots: Some(LotEffect::Consume { preferred: Vec::new() }),
+        },
+        Leg::system(hold_account, points),
+    ];
+    let mut new = NewTransaction::new(
+        &request.community_id,
+        TransactionKind::RedemptionHold,
+        reward.name.clone(),
+        Some(request.principal.user.id.clone()),
+        request.now.naive_utc(),
+    );
+    new.cause = Some(("redemption".to_owned(), id.to_owned()));
+    (new, legs)
+}
+
+/// The pending order `id` whose points transaction `hold_transaction_id` holds, with no pickup code yet.
+pub fn new_order(
+    request: &OrderRequestChecked,
+    reward: &Reward,
+    id: String,
+    hold_transaction_id: String,
+) -> Redemption {
+    Redemption {
+        id,
+        community_id: request.community_id.clone(),
+        user_id: request.user_id.clone(),
+        reward_id: reward.id.clone(),
+        quantity: request.quantity,
+        points: reward.cost * i64::from(request.quantity),
+        status: RedemptionStatus::Pending.as_str().to_owned(),
+        pickup_code: String::new(),
+        ordered_by: request.principal.user.id.clone(),
+        hold_transaction_id,
+        settle_transaction_id: None,
+        resolved_by: None,
+        resolved_at: None,
+        created_at: request.now.naive_utc(),
+        pickup_failures: 0,
+        pickup_locked_until: None,
+    }
+}
+
+pub fn order_reply(redemption: Redemption, reward_name: String, principal: &Principal) -> ApiResult<Reply> {
+    let location = format!("/api/v1/communities/{}/redemptions/{}", redemption.community_id, redemption.id);
+    Reply::created(&RedemptionResponse::new(redemption, reward_name, &principal.user.id), location)
 }
 
 pub async fn fulfil(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::schema::rewards;
-use crate::db::{DbConnection, KeepPreparedDsl};
+use crate::db::{DbConnection, KeepPreparedDsl, changed_all, kept_in_list};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -96,6 +96,37 @@ impl Reward {
         Ok(taken == 1)
     }
 
+    /// Takes items from many rewards' stock, `(reward id, items)`, each reward once, as
+    /// [`Reward::take_stock`] from one: for takes already checked in memory, so a stock too
+    /// small is an error. One statement on PostgreSQL, as `Account::credit_all`.
+    pub fn take_stock_all(conn: &mut DbConnection, taken: &[(&str, i32)]) -> QueryResult<()> {
+        if taken.is_empty() {
+            return Ok(());
+        }
+        match conn {
+            DbConnection::Postgresql(pg) => {
+                use diesel::sql_types::{Array, Integer, Text};
+                let (ids, items): (Vec<&str>, Vec<i32>) = taken.iter().copied().unzip();
+                let query = diesel::sql_query(
+                    "UPDATE rewards SET stock = rewards.stock - taken.items \
+                     FROM unnest($1::text[], $2::integer[]) AS taken (id, items) \
+                     WHERE rewards.id = taken.id AND (rewards.stock IS NULL OR rewards.stock >= taken.items) \
+                     RETURNING rewards.id",
+                )
+                .bind::<Array<Text>, _>(ids)
+                .bind::<Array<Integer>, _>(items);
+                changed_all(query.keep_prepared().load(pg)?, taken.len(), "stock taken from")
+            }
+            DbConnection::Sqlite(_) => taken.iter().try_for_each(|(id, items)| {
+                if Reward::take_stock(conn, id, *items)? {
+                    Ok(())
+                } else {
+                    changed_all(Vec::new(), 1, "stock taken from")
+                }
+            }),
+        }
+    }
+
     /// Puts items back (no-op for unlimited rewards).
     pub fn return_stock(conn: &mut DbConnection, id: &str, quantity: i32) -> QueryResult<()> {
         diesel::update(rewards::table.find(id).filter(rewards::stock.is_not_null()))
@@ -117,6 +148,16 @@ impl Reward {
             .select(Reward::as_select())
             .first(conn)
             .optional())
+    }
+
+    /// The community's rewards among `ids`.
+    pub fn find_all(conn: &mut DbConnection, community_id: &str, ids: &[&str]) -> QueryResult<Vec<Reward>> {
+        crate::direct!(conn, |conn| rewards::table
+            .filter(rewards::id.eq_any(kept_in_list(ids)))
+            .filter(rewards::community_id.eq(community_id))
+            .select(Reward::as_select())
+            .keep_prepared()
+            .load(conn))
     }
 
     pub fn update(conn: &mut DbConnection, id: &str, changes: &RewardChanges) -> QueryResult<Reward> {

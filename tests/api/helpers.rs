@@ -325,6 +325,16 @@ pub fn id(value: &Value) -> &str {
     value["id"].as_str().expect("an id")
 }
 
+/// The values of counters in `/metrics`, by name.
+pub async fn counters<const N: usize>(app: &TestApp, names: [&str; N]) -> [u64; N] {
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    names.map(|name| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    })
+}
+
 pub async fn json_of(response: Response) -> Value {
     response.json().await.expect("a JSON body")
 }

@@ -5,10 +5,10 @@ use serde_json::{Value, json};
 use jifen::clock::Clock;
 
 use crate::both_backends;
-use crate::helpers::{TestApp, expect_problem, expect_status, json_of};
+use crate::helpers::{TestApp, counters, expect_problem, expect_status, json_of};
 use crate::ledger_helpers::{
     Community, award, balance, check_invariants, community, community_in_street, deduct_response, head_sequence,
-    new_key, post_with_key, reverse_response,
+    new_key, post_with_key, recorded_targets, reverse_response,
 };
 
 both_backends!(
@@ -578,42 +578,29 @@ async fn awards_written_together_are_each_checked_answered_stored_and_recorded(a
     }
 
     // Every award is in the audit log once, naming its transaction.
-    let page = json_of(
-        expect_status(app.get("/api/v1/audit-log?action=award&limit=200", &c.auditor).await, StatusCode::OK).await,
-    )
-    .await;
-    let mut recorded: Vec<&str> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|record| record["outcome"] == "succeeded")
-        .map(|record| record["target"]["id"].as_str().unwrap())
-        .collect();
-    recorded.sort_unstable();
+    let recorded = recorded_targets(app, &c.auditor, "award").await;
     let mut written: Vec<String> = answers
         .values()
         .map(|text| serde_json::from_str::<Value>(text).unwrap()["id"].as_str().unwrap().to_owned())
         .collect();
     written.sort_unstable();
     assert_eq!(recorded.len(), 1 + written.len(), "the first award and each of these");
-    assert!(written.iter().all(|id| recorded.binary_search(&id.as_str()).is_ok()));
+    assert!(written.iter().all(|id| recorded.binary_search(id).is_ok()));
 }
 
 /// Batches and writes of the group commit, then group writes of awards and the awards they
 /// wrote, from `/metrics`.
 async fn write_counts(app: &TestApp) -> [u64; 4] {
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    let counter = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {text}"))
-    };
-    [
-        counter("jifen_db_write_batches_total"),
-        counter("jifen_db_writes_total"),
-        counter("jifen_ledger_award_groups_total"),
-        counter("jifen_ledger_awards_grouped_total"),
-    ]
+    counters(
+        app,
+        [
+            "jifen_db_write_batches_total",
+            "jifen_db_writes_total",
+            "jifen_ledger_award_groups_total",
+            "jifen_ledger_awards_grouped_total",
+        ],
+    )
+    .await
 }
 
 async fn a_transaction_is_reversed_at_most_once(app: &TestApp) {

@@ -209,3 +209,18 @@ pub async fn check_invariants(app: &TestApp) {
     .await
     .unwrap();
 }
+
+/// The targets of the succeeded requests of `action` in the audit log, as `token` sees it, sorted.
+pub async fn recorded_targets(app: &TestApp, token: &str, action: &str) -> Vec<String> {
+    let path = format!("/api/v1/audit-log?action={action}&limit=200");
+    let page = json_of(expect_status(app.get(&path, token).await, StatusCode::OK).await).await;
+    let mut targets: Vec<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|record| record["outcome"] == "succeeded")
+        .map(|record| record["target"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    targets.sort_unstable();
+    targets
+}

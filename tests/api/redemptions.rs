@@ -1,10 +1,14 @@
+use std::collections::HashMap;
+
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{TestApp, expect_problem, expect_status, json_of};
-use crate::ledger_helpers::{Community, award, balance, check_invariants, community, new_key, post_with_key};
+use crate::helpers::{TestApp, counters, expect_problem, expect_status, json_of};
+use crate::ledger_helpers::{
+    Community, award, balance, check_invariants, community, new_key, post_with_key, recorded_targets,
+};
 
 both_backends!(
     an_order_from_hold_to_handover,
@@ -15,7 +19,8 @@ both_backends!(
     limits_per_period_follow_the_local_calendar,
     uncollected_orders_are_cancelled_after_the_pickup_window,
     guessing_pickup_codes_is_stopped,
-    cancelled_points_whose_lot_expired_meanwhile_expire_at_once
+    cancelled_points_whose_lot_expired_meanwhile_expire_at_once,
+    orders_placed_together_are_each_checked_answered_stored_and_recorded
 );
 
 async fn cancelled_points_whose_lot_expired_meanwhile_expire_at_once(app: &TestApp) {
@@ -345,4 +350,147 @@ async fn uncollected_orders_are_cancelled_after_the_pickup_window(app: &TestApp)
     assert_eq!(balance(app, &c, &a).await, 100);
     assert_eq!(stock(app, &c, &soap).await, 2);
     check_invariants(app).await;
+}
+
+/// Orders that arrive together are written together (`redemptions::batch`); each is still
+/// checked against stock and points (its lots taken soonest expiry first), answered, stored
+/// for replay and recorded for itself. Those a group cannot vouch for (a reward with a limit per
+/// resident or not on offer, not enough stock or points, a key sent twice, an order for
+/// someone else by a resident) run alone and get the usual answers.
+async fn orders_placed_together_are_each_checked_answered_stored_and_recorded(app: &TestApp) {
+    let c = community(app, "成组兑换", 9).await;
+    let residents: Vec<String> = c.residents.iter().map(|(user, _)| user.clone()).collect();
+    // Residents 0 to 5 shop for soap and pens, each with 60 points in three lots; 6 and 7 with
+    // 10 points try a reward limited to one a day; staff order pens for resident 8, who has
+    // points for all of them and for one more, ordered twice with one key.
+    for _ in 0..3 {
+        let lines: Vec<(&str, i64)> = residents[..6].iter().map(|user| (user.as_str(), 20)).collect();
+        award(app, &c, &lines).await;
+    }
+    award(app, &c, &[(&residents[6], 10), (&residents[7], 10), (&residents[8], 70)]).await;
+    let soap = reward(app, &c, json!({"name": "洗衣液", "cost": 15, "stock": 10})).await;
+    let pen = reward(app, &c, json!({"name": "笔", "cost": 10})).await;
+    let calendar =
+        reward(app, &c, json!({"name": "挂历", "cost": 1, "limit_per_resident": {"count": 1, "period": "day"}})).await;
+    let withdrawn = reward(app, &c, json!({"name": "旧货", "cost": 1, "active": false})).await;
+
+    // (token, body, what it orders); each resident's requests interleaved with the others'.
+    let mut requests: Vec<(String, String, Value, &'static str)> = Vec::new();
+    for round in 0..6 {
+        for (user, token) in &c.residents[..6] {
+            let (body, what) = match round {
+                0 | 2 | 3 | 5 => (json!({"reward_id": soap}), "soap"),
+                _ => (json!({"reward_id": pen}), "pen"),
+            };
+            requests.push((token.clone(), new_key(), body, what));
+            if round == 0 && *user == residents[0] {
+                // A resident may not order for someone else.
+                requests.push((
+                    token.clone(),
+                    new_key(),
+                    json!({"reward_id": pen, "user_id": residents[1]}),
+                    "forbidden",
+                ));
+                requests.push((token.clone(), new_key(), json!({"reward_id": withdrawn}), "withdrawn"));
+            }
+        }
+        for (_, token) in &c.residents[6..8] {
+            requests.push((token.clone(), new_key(), json!({"reward_id": calendar}), "calendar"));
+        }
+        requests.push((
+            c.staff.clone(),
+            new_key(),
+            json!({"reward_id": pen, "user_id": residents[8]}),
+            "for resident 8",
+        ));
+    }
+    let key = new_key();
+    let twice = json!({"reward_id": pen, "quantity": 1});
+    requests.push((c.residents[8].1.clone(), key.clone(), twice.clone(), "twice"));
+    requests.push((c.residents[8].1.clone(), key, twice, "twice"));
+
+    let before = group_counts(app).await;
+    let path = c.path("/redemptions");
+    let responses =
+        join_all(requests.iter().map(|(token, key, body, _)| post_with_key(app, &path, token, key, body.clone())))
+            .await;
+    let mut answers: HashMap<String, Value> = HashMap::new();
+    let mut placed: HashMap<&str, usize> = HashMap::new();
+    let mut refused: HashMap<(&str, String), usize> = HashMap::new();
+    for (&(_, ref key, _, what), response) in requests.iter().zip(responses) {
+        if response.status() == StatusCode::CREATED {
+            let answer = json_of(response).await;
+            if let Some(first) = answers.insert(key.clone(), answer.clone()) {
+                assert_eq!(first, answer, "both answers of one key are the same");
+            } else {
+                *placed.entry(what).or_default() += 1;
+            }
+        } else {
+            let problem = json_of(response).await;
+            *refused.entry((what, problem["code"].as_str().unwrap().to_owned())).or_default() += 1;
+        }
+    }
+    // Every resident of 0 to 5 can pay for two soaps whatever else they bought, so the ten soaps
+    // sell out; pens are refused only for want of points.
+    assert_eq!(placed["soap"], 10, "{placed:?} {refused:?}");
+    assert_eq!(stock(app, &c, &soap).await, 0);
+    for (what, code) in refused.keys() {
+        let expected: &[&str] = match *what {
+            "soap" => &["out_of_stock", "insufficient_points"],
+            "pen" | "for resident 8" => &["insufficient_points"],
+            "calendar" => &["limit_reached"],
+            "forbidden" => &["forbidden"],
+            "withdrawn" => &["reward_unavailable"],
+            _ => &["idempotency_in_progress"],
+        };
+        assert!(expected.contains(&code.as_str()), "{what}: {code}");
+    }
+    assert_eq!((placed["calendar"], placed["for resident 8"], placed["twice"]), (2, 6, 1), "{placed:?} {refused:?}");
+    assert!(!placed.contains_key("forbidden") && !placed.contains_key("withdrawn"));
+    let mut held = 0;
+    for (n, user) in residents.iter().enumerate() {
+        let account = account(app, &c, user).await;
+        let start = [60, 60, 60, 60, 60, 60, 10, 10, 70][n];
+        assert_eq!(account["balance"].as_i64().unwrap() + account["held"].as_i64().unwrap(), start, "resident {n}");
+        held += account["held"].as_i64().unwrap();
+    }
+    let ordered: i64 = answers.values().map(|answer| answer["points"].as_i64().unwrap()).sum();
+    assert_eq!(held, ordered, "what is held is what the answers say was ordered");
+    check_invariants(app).await;
+
+    // Each answer is the order as stored, with its pickup code for whoever placed it, and is what a retry gets back.
+    for (token, key, body, _) in &requests {
+        let Some(answer) = answers.get(key) else { continue };
+        let id = answer["id"].as_str().unwrap();
+        let stored = json_of(app.get(&c.path(&format!("/redemptions/{id}")), token).await).await;
+        assert_eq!(&stored, answer);
+        assert_eq!(answer["pickup_code"].as_str().map(str::len), Some(8));
+        let retry = expect_status(post_with_key(app, &path, token, key, body.clone()).await, StatusCode::CREATED).await;
+        assert_eq!(retry.headers()["idempotent-replayed"], "true");
+        assert_eq!(&json_of(retry).await, answer);
+    }
+    // Codes are unique within the community.
+    let mut codes: Vec<&str> = answers.values().map(|answer| answer["pickup_code"].as_str().unwrap()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes.len(), answers.len());
+
+    // Every order staff placed is in the audit log once, naming itself (residents' own are not recorded).
+    let recorded = recorded_targets(app, &c.auditor, "order").await;
+    let mut written: Vec<&str> = answers
+        .values()
+        .filter(|answer| !residents.iter().any(|resident| answer["ordered_by"] == *resident))
+        .map(|answer| answer["id"].as_str().unwrap())
+        .collect();
+    written.sort_unstable();
+    assert_eq!(recorded, written);
+
+    let after = group_counts(app).await;
+    let (groups, grouped) = (after[0] - before[0], after[1] - before[1]);
+    assert!(grouped > groups, "concurrent orders shared group writes: {grouped} orders in {groups} writes");
+}
+
+/// Group writes of orders and the orders they wrote, from `/metrics`.
+async fn group_counts(app: &TestApp) -> [u64; 2] {
+    counters(app, ["jifen_redemptions_order_groups_total", "jifen_redemptions_orders_grouped_total"]).await
 }
