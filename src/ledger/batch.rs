@@ -42,7 +42,7 @@ use crate::ledger::api::PostingResponse;
 use crate::ledger::model::{
     Account, AccountKind, LedgerHead, LedgerLock, LedgerTransaction, Lot, LotMovement, Posting,
 };
-use crate::ledger::service::{FIRST_LOTS_PAGE, LOTS_PER_PAGE, Leg, LotEffect, NewTransaction, link};
+use crate::ledger::service::{FIRST_LOTS_PAGE, LOTS_PER_PAGE, Leg, LotEffect, NewTransaction, check_balanced, link};
 use crate::units::model::{Unit, UnitKind};
 
 /// Requests one write takes at most: each is a transaction row, a stored answer and an audit record.
@@ -317,26 +317,34 @@ impl<R: Grouped> Group<R> {
         legs: &[Leg],
         taken: Vec<(String, i64)>,
     ) -> ApiResult<(LedgerTransaction, Vec<PostingResponse>)> {
+        check_balanced(legs)?;
+        // What `post` does and a group does not: lifetime spent figures, debits of earned points,
+        // preferred lots, lots given back. A kind that needs them adds them here first.
+        let is_debit = |leg: &Leg| leg.amount < 0 && leg.account.kind() == AccountKind::Resident;
+        let debited: i64 = legs.iter().filter(|leg| is_debit(leg)).map(|leg| -leg.amount).sum();
+        let unsupported = legs.iter().any(|leg| {
+            leg.spent != 0
+                || (is_debit(leg) && leg.earned != 0)
+                || matches!(&leg.lots, Some(LotEffect::Restore(_)))
+                || matches!(&leg.lots, Some(LotEffect::Consume { preferred }) if !preferred.is_empty())
+                || is_debit(leg) != matches!(leg.lots, Some(LotEffect::Consume { .. }))
+        });
+        if unsupported || taken.iter().map(|(_, amount)| amount).sum::<i64>() != debited {
+            return Err(ApiError::internal("a ledger transaction a group cannot write as `post` would"));
+        }
         let (transaction, postings) = link(head, new, legs);
         head.sequence = transaction.sequence;
         head.hash = transaction.hash.clone();
         for leg in legs {
             // As `post`: only a resident's balance is guarded; system accounts (issuance) may go below zero.
-            if leg.amount < 0 && leg.account.kind() == AccountKind::Resident {
-                if !matches!(leg.lots, Some(LotEffect::Consume { .. })) {
-                    return Err(ApiError::internal("a group's debits of residents take from their lots"));
-                }
+            if is_debit(leg) {
                 self.debits.entry(leg.account.id.clone()).or_default().0 += -leg.amount;
                 continue;
             }
             let credit = self.credits.entry(leg.account.id.clone()).or_default();
             *credit = (credit.0 + leg.amount, credit.1 + leg.earned);
-            match leg.lots {
-                Some(LotEffect::NewLot { expires_at }) => {
-                    self.lots.push(Lot::new(&leg.account.id, &transaction, leg.amount, expires_at))
-                }
-                None => {}
-                Some(_) => return Err(ApiError::internal("a group credits new lots only")),
+            if let Some(LotEffect::NewLot { expires_at }) = leg.lots {
+                self.lots.push(Lot::new(&leg.account.id, &transaction, leg.amount, expires_at));
             }
         }
         for (lot_id, amount) in taken {

@@ -696,6 +696,9 @@ impl Lot {
     }
 
     pub fn insert_all(conn: &mut DbConnection, lots: &[Lot]) -> QueryResult<()> {
+        if lots.is_empty() {
+            return Ok(());
+        }
         crate::insert_all!(conn, lots::table, lots, lots::id).map(drop)
     }
 

@@ -106,10 +106,7 @@ pub fn post(
     new: NewTransaction,
     legs: Vec<Leg>,
 ) -> ApiResult<(LedgerTransaction, Vec<PostingResponse>)> {
-    let total = legs.iter().try_fold(0i64, |sum, leg| sum.checked_add(leg.amount));
-    if legs.len() < 2 || total != Some(0) || legs.iter().any(|leg| leg.amount == 0) {
-        return Err(ApiError::internal("unbalanced ledger transaction"));
-    }
+    check_balanced(&legs)?;
     if lock.community_id() != new.community_id {
         return Err(ApiError::internal("a ledger write under another community's lock"));
     }
@@ -197,6 +194,15 @@ pub fn post(
     LotMovement::insert_all(conn, &movements)?;
     LedgerHead::advance(conn, lock, transaction.sequence, transaction.hash.clone())?;
     Ok((transaction, posted))
+}
+
+/// Refuses a transaction whose legs do not sum to zero, or that has fewer than two or an empty one.
+pub fn check_balanced(legs: &[Leg]) -> ApiResult<()> {
+    let total = legs.iter().try_fold(0i64, |sum, leg| sum.checked_add(leg.amount));
+    if legs.len() < 2 || total != Some(0) || legs.iter().any(|leg| leg.amount == 0) {
+        return Err(ApiError::internal("unbalanced ledger transaction"));
+    }
+    Ok(())
 }
 
 /// The link of the chain after `head`: the transaction `new`, with a posting for each leg.
