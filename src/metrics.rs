@@ -48,6 +48,7 @@ impl Metrics {
         for counts in groups.counts() {
             registry.register(Box::new(counts.groups.clone()))?;
             registry.register(Box::new(counts.requests.clone()))?;
+            registry.register(Box::new(counts.failed.clone()))?;
         }
         registry.register(Box::new(background_runs.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;

@@ -230,15 +230,15 @@ impl Database {
         Ok(self.writers.get()?)
     }
 
-    /// A new connection outside the pools, for one long read such as an export, so that it
-    /// never holds a pooled connection other requests wait for. It refuses writes, and
-    /// PostgreSQL cancels any of its statements still running after `statement_timeout`
-    /// (SQLite has no such setting: the caller keeps its own deadline). Blocking.
     /// A permit to open a dedicated reader, if fewer than [`MAX_LONG_READS`] are open.
     pub fn reserve_long_read(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.long_reads.clone().try_acquire_owned().ok()
     }
 
+    /// A new connection outside the pools, for one long read such as an export, so that it
+    /// never holds a pooled connection other requests wait for. It refuses writes, and
+    /// PostgreSQL cancels any of its statements still running after `statement_timeout`
+    /// (SQLite has no such setting: the caller keeps its own deadline). Blocking.
     pub fn dedicated_reader(&self, statement_timeout: Duration) -> Result<DbConnection, ConnectError> {
         let mut conn = self.manager.connect()?;
         match &mut conn {

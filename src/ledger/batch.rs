@@ -54,7 +54,8 @@ pub trait Grouped: Send + Sync + Sized + 'static {
     type Rows: Default;
 
     /// The module and the kind, naming its metrics: `{module}_{kind}_groups_total` counts the
-    /// committed group writes, `{module}_{kind}s_grouped_total` the requests they wrote.
+    /// committed group writes, `{module}_{kind}s_grouped_total` the requests they wrote, and
+    /// `{module}_{kind}_groups_failed_total` the group writes that failed, whose requests ran alone.
     const METRICS: (&'static str, &'static str);
 
     fn community_id(&self) -> &str;
@@ -88,11 +89,13 @@ pub struct Batches<R: Grouped> {
 }
 
 /// Committed group writes and the requests they wrote, registered with the server's
-/// metrics as they are: requests ÷ groups is the mean group size.
+/// metrics as they are: requests ÷ groups is the mean group size. Failed group writes cost
+/// their requests a second try alone: more than a few of them is a fault to look into.
 #[derive(Clone)]
 pub struct GroupCounts {
     pub groups: IntCounter,
     pub requests: IntCounter,
+    pub failed: IntCounter,
 }
 
 struct Queued<R> {
@@ -160,7 +163,11 @@ impl<R: Grouped> Batches<R> {
             ),
         )?;
         let groups = IntCounter::new(groups, format!("Committed writes of {kind}s queued together"))?;
-        let counts = GroupCounts { groups, requests };
+        let failed = IntCounter::new(
+            format!("{module}_{kind}_groups_failed_total"),
+            format!("Writes of {kind}s queued together that failed or were rolled back; their {kind}s ran alone"),
+        )?;
+        let counts = GroupCounts { groups, requests, failed };
         Ok(Batches { waiting: Mutex::default(), counts })
     }
 
@@ -195,7 +202,10 @@ impl<R: Grouped> Batches<R> {
                 let counts = group.batches.counts.clone();
                 let running = Arc::clone(&group);
                 // On an error, the requests it took went unanswered, and run alone.
-                let Ok(answers) = db.write_in(lane, move |conn| running.run(conn)).await else { return };
+                let Ok(answers) = db.write_in(lane, move |conn| running.run(conn)).await else {
+                    counts.failed.inc();
+                    return;
+                };
                 if !answers.is_empty() {
                     counts.groups.inc();
                     counts.requests.inc_by(answers.len() as u64);

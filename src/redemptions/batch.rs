@@ -4,6 +4,11 @@
 //! ([`crate::redemptions::service::order`]), which answers it, refusals included: the caller's
 //! rights, a resident who is not active or has no account yet, a reward not on offer or with a
 //! limit per resident, not enough stock, not enough points.
+//!
+//! Such an order runs after its group is written, against what the group's orders left: so it
+//! may lose the last item or points to an order that came after it. Requests in flight together
+//! have no order of their own to keep; each is still checked against what is there when it is
+//! applied.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -472,7 +472,8 @@ async fn writes_batched_together_succeed_and_fail_alone(app: &TestApp) {
     check_invariants(app).await;
 
     let after = write_counts(app).await;
-    let [batches, writes, groups, grouped] = [0, 1, 2, 3].map(|i| after[i] - before[i]);
+    let [batches, writes, groups, grouped, failed] = [0, 1, 2, 3, 4].map(|i| after[i] - before[i]);
+    assert_eq!(failed, 0, "no group write failed, so none of its awards had to run again alone");
     // A group write is one write of the group commit for all the awards it wrote.
     let requests = writes - groups + grouped;
     assert!(requests >= 100, "every request wrote through the group commit: {requests}");
@@ -588,9 +589,9 @@ async fn awards_written_together_are_each_checked_answered_stored_and_recorded(a
     assert!(written.iter().all(|id| recorded.binary_search(id).is_ok()));
 }
 
-/// Batches and writes of the group commit, then group writes of awards and the awards they
-/// wrote, from `/metrics`.
-async fn write_counts(app: &TestApp) -> [u64; 4] {
+/// Batches and writes of the group commit, then group writes of awards, the awards they
+/// wrote and the group writes that failed, from `/metrics`.
+async fn write_counts(app: &TestApp) -> [u64; 5] {
     counters(
         app,
         [
@@ -598,6 +599,7 @@ async fn write_counts(app: &TestApp) -> [u64; 4] {
             "jifen_db_writes_total",
             "jifen_ledger_award_groups_total",
             "jifen_ledger_awards_grouped_total",
+            "jifen_ledger_award_groups_failed_total",
         ],
     )
     .await

@@ -2,7 +2,11 @@
 //! checking the ledger's invariants straight from the database.
 
 use diesel::prelude::*;
-use jifen::db::schema::{accounts, ledger_heads, ledger_postings, ledger_transactions, lots, redemptions};
+use std::collections::HashMap;
+
+use jifen::db::schema::{
+    accounts, ledger_heads, ledger_postings, ledger_transactions, lot_movements, lots, redemptions,
+};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -195,6 +199,19 @@ pub async fn check_invariants(app: &TestApp) {
                 held,
                 "account {account_id}: held points equal its pending orders"
             );
+        }
+        // A lot's points taken are its movements: points taken, less points given back.
+        let mut moved: HashMap<String, i64> = HashMap::new();
+        let movements: Vec<(String, i64)> =
+            lot_movements::table.select((lot_movements::lot_id, lot_movements::amount)).load(conn).unwrap();
+        for (lot_id, amount) in movements {
+            *moved.entry(lot_id).or_default() += amount;
+        }
+        let all_lots: Vec<(String, i64, i64)> =
+            lots::table.select((lots::id, lots::amount, lots::remaining)).load(conn).unwrap();
+        for (lot_id, amount, remaining) in all_lots {
+            assert!((0..=amount).contains(&remaining), "lot {lot_id}: {remaining} left of {amount}");
+            assert_eq!(moved.get(&lot_id).copied().unwrap_or(0), amount - remaining, "lot {lot_id}: its movements");
         }
         // Each hold account holds exactly its community's pending orders.
         let holds: Vec<(String, i64)> = accounts::table

@@ -1,6 +1,8 @@
 use std::collections::HashMap;
 
+use diesel::prelude::*;
 use futures::future::join_all;
+use jifen::db::schema::{accounts, lots};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -20,7 +22,8 @@ both_backends!(
     uncollected_orders_are_cancelled_after_the_pickup_window,
     guessing_pickup_codes_is_stopped,
     cancelled_points_whose_lot_expired_meanwhile_expire_at_once,
-    orders_placed_together_are_each_checked_answered_stored_and_recorded
+    orders_placed_together_are_each_checked_answered_stored_and_recorded,
+    grouped_orders_take_the_soonest_expiring_points_first
 );
 
 async fn cancelled_points_whose_lot_expired_meanwhile_expire_at_once(app: &TestApp) {
@@ -486,11 +489,106 @@ async fn orders_placed_together_are_each_checked_answered_stored_and_recorded(ap
     assert_eq!(recorded, written);
 
     let after = group_counts(app).await;
-    let (groups, grouped) = (after[0] - before[0], after[1] - before[1]);
+    let [groups, grouped, failed] = [0, 1, 2].map(|i| after[i] - before[i]);
     assert!(grouped > groups, "concurrent orders shared group writes: {grouped} orders in {groups} writes");
+    assert_eq!(failed, 0, "no group write failed, so none of its orders had to run again alone");
 }
 
-/// Group writes of orders and the orders they wrote, from `/metrics`.
-async fn group_counts(app: &TestApp) -> [u64; 2] {
-    counters(app, ["jifen_redemptions_order_groups_total", "jifen_redemptions_orders_grouped_total"]).await
+/// A group takes each order's points from its resident's lots soonest expiry first and lasting
+/// points last, as the single path does, reading more of them as it needs them (4 lots, then
+/// 32 more at a time), and leaves at most one lot partly used. The chain it writes verifies,
+/// and an order it wrote cancels as any other.
+async fn grouped_orders_take_the_soonest_expiring_points_first(app: &TestApp) {
+    let c = community(app, "临期先用", 2).await;
+    let residents: Vec<&str> = c.residents.iter().map(|(user, _)| user.as_str()).collect();
+    // 40 lots of 10 points for each resident: expiries in a shuffled order of days (three of
+    // them shared by two lots), one lot in five lasting.
+    for i in 0..40 {
+        let policy =
+            if i % 5 == 4 { json!({"policy": "never"}) } else { json!({"policy": "days", "days": (i * 17) % 37 + 1}) };
+        let unit = format!("/api/v1/units/{}", c.id);
+        expect_status(app.patch(&unit, &c.admin, json!({"expiry_policy": policy})).await, StatusCode::OK).await;
+        award(app, &c, &[(residents[0], 10), (residents[1], 10)]).await;
+    }
+    let big = reward(app, &c, json!({"name": "大米", "cost": 13})).await;
+    let small = reward(app, &c, json!({"name": "鸡蛋", "cost": 11})).await;
+    // Resident 0 orders 362 of their 400 points, into the lasting lots; resident 1, 260.
+    let orders: Vec<(&str, &str)> = (0..30)
+        .flat_map(|i| {
+            let first = (c.residents[0].1.as_str(), if i % 15 < 8 { big.as_str() } else { small.as_str() });
+            let second = (i < 20).then_some((c.residents[1].1.as_str(), big.as_str()));
+            std::iter::once(first).chain(second)
+        })
+        .collect();
+    let before = group_counts(app).await;
+    let placed =
+        join_all(orders.iter().map(|(token, reward_id)| order(app, &c, token, json!({"reward_id": reward_id})))).await;
+    let mut ordered: HashMap<String, i64> = HashMap::new();
+    let mut first_order = None;
+    for response in placed {
+        let answer = json_of(expect_status(response, StatusCode::CREATED).await).await;
+        *ordered.entry(answer["user_id"].as_str().unwrap().to_owned()).or_default() +=
+            answer["points"].as_i64().unwrap();
+        first_order.get_or_insert(answer);
+    }
+    assert_eq!((ordered[residents[0]], ordered[residents[1]]), (362, 260));
+    let after = group_counts(app).await;
+    let [groups, grouped, failed] = [0, 1, 2].map(|i| after[i] - before[i]);
+    assert!(grouped > groups && failed == 0, "{grouped} orders in {groups} group writes, {failed} failed");
+
+    for user in &residents[..2] {
+        let lots = lots_of(app, &c, user).await;
+        assert_eq!(lots.len(), 40);
+        let taken: i64 = lots.iter().map(|(_, amount, remaining)| amount - remaining).sum();
+        assert_eq!(taken, ordered[*user], "resident {user}: the lots gave what the orders hold");
+        let partly_used = lots.iter().filter(|(_, amount, remaining)| (1..*amount).contains(remaining)).count();
+        assert!(partly_used <= 1, "resident {user}: {partly_used} lots partly used");
+        // Lasting points (no expiry) are taken last.
+        let expiry = |lot: &(Option<chrono::NaiveDateTime>, i64, i64)| (lot.0.is_none(), lot.0);
+        let last_taken = lots.iter().filter(|(_, amount, remaining)| remaining < amount).map(expiry).max();
+        let first_left = lots.iter().filter(|(_, _, remaining)| *remaining > 0).map(expiry).min();
+        assert!(last_taken <= first_left, "resident {user}: a lot was used before one expiring sooner");
+    }
+    let verified = json_of(app.get(&c.path("/ledger/verify"), &c.auditor).await).await;
+    assert_eq!((verified["ok"].clone(), verified["first_bad_sequence"].clone()), (json!(true), Value::Null));
+
+    // A grouped order cancels as any other: its points go back to the lots they came from.
+    let cancelled = first_order.unwrap();
+    let resident = cancelled["user_id"].as_str().unwrap();
+    let token = &c.residents.iter().find(|(user, _)| user == resident).unwrap().1;
+    let cancel = c.path(&format!("/redemptions/{}/cancellation", cancelled["id"].as_str().unwrap()));
+    expect_status(app.request(Method::POST, &cancel, Some(token), None).await, StatusCode::OK).await;
+    let points = cancelled["points"].as_i64().unwrap();
+    assert_eq!(balance(app, &c, resident).await, 400 - ordered[resident] + points);
+    check_invariants(app).await;
+}
+
+/// (expiry, amount, remaining) of each lot of a resident, straight from the database.
+async fn lots_of(app: &TestApp, c: &Community, user_id: &str) -> Vec<(Option<chrono::NaiveDateTime>, i64, i64)> {
+    let (db, community_id, user_id) = (app.database(), c.id.clone(), user_id.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.blocking_connection().unwrap();
+        lots::table
+            .inner_join(accounts::table)
+            .filter(accounts::community_id.eq(community_id))
+            .filter(accounts::user_id.eq(user_id))
+            .select((lots::expires_at, lots::amount, lots::remaining))
+            .load(&mut *conn)
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Group writes of orders, the orders they wrote and the group writes that failed, from `/metrics`.
+async fn group_counts(app: &TestApp) -> [u64; 3] {
+    counters(
+        app,
+        [
+            "jifen_redemptions_order_groups_total",
+            "jifen_redemptions_orders_grouped_total",
+            "jifen_redemptions_order_groups_failed_total",
+        ],
+    )
+    .await
 }
