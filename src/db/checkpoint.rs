@@ -1,13 +1,21 @@
-//! SQLite's WAL is copied back into the database file by a thread of its own.
+//! SQLite's WAL is copied back into the database file by a thread of its own, as far as it can.
 //!
 //! Left to itself, SQLite checkpoints in the commit that takes the WAL past 1,000 pages, on
 //! the connection that committed: the group commit's one writer thread, which then spent a
 //! seventh of its time copying pages and waiting for their fsync instead of writing. This
-//! thread runs a PASSIVE checkpoint a few times a second on a connection of its own, and once
+//! thread runs a PASSIVE checkpoint every [`INTERVAL`] on a connection of its own, and once
 //! more when the database is closed. A PASSIVE checkpoint never waits for a writer or a
-//! reader: it copies what no reader still needs, and the next write after a complete one
-//! starts the WAL over, so the file stays as small as before. Should the thread fall far
-//! behind or fail, commits checkpoint again themselves, past [`FALLBACK_PAGES`].
+//! reader: it copies what no reader still needs.
+//!
+//! It cannot do it all. The WAL starts over only after a checkpoint that copied every page in
+//! it, and under a steady stream of writes the writer appends while the thread copies: so the
+//! WAL keeps growing until a commit takes it past [`FALLBACK_PAGES`] and checkpoints in the
+//! writer, which then copies what the thread has not and starts the WAL over. That write waits,
+//! and the writes queued behind it. The threshold sets how long and how often: at 10,000 pages
+//! (40 MB) the award benchmark saw a stall of about 30 ms every 200 ms, and a p99 of 27 ms at half
+//! its maximum; at 2,000 pages, with the thread every 100 ms, 13 to 17 ms, for a maximum about a tenth
+//! lower (docs/benchmarks.md, session 11). When writes come slower than the thread copies them,
+//! its checkpoints complete and the writer never checkpoints.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -19,9 +27,9 @@ use diesel::r2d2::ManageConnection;
 
 use super::{ConnectionManager, DbConnection};
 
-const INTERVAL: Duration = Duration::from_millis(200);
+const INTERVAL: Duration = Duration::from_millis(100);
 /// WAL pages (4 KiB each) past which a commit checkpoints by itself (`wal_autocheckpoint`).
-pub const FALLBACK_PAGES: u32 = 10_000;
+pub const FALLBACK_PAGES: u32 = 2_000;
 
 /// Stops its thread, after a last checkpoint, when dropped (with the last clone of its `Database`).
 pub struct Checkpointer {
@@ -59,7 +67,7 @@ fn checkpoint(conn: &mut SqliteConnection, failing: bool) -> bool {
         }
         Err(err) => {
             if !failing {
-                tracing::warn!(error = %err, "checkpointing the SQLite WAL failed; retrying every 200 ms");
+                tracing::warn!(error = %err, "checkpointing the SQLite WAL failed; retrying every {INTERVAL:?}");
             }
             true
         }

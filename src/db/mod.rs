@@ -111,7 +111,7 @@ impl ManageConnection for ConnectionManager {
                     "PRAGMA foreign_keys = ON".to_owned(),
                     "PRAGMA temp_store = MEMORY".to_owned(),
                     // Checkpoints are a thread's of their own (see `checkpoint`); commits
-                    // checkpoint only if it fell far behind.
+                    // checkpoint only when it could not keep the WAL short.
                     format!("PRAGMA wal_autocheckpoint = {}", checkpoint::FALLBACK_PAGES),
                 ] {
                     conn.batch_execute(&pragma)?;
@@ -779,7 +779,7 @@ mod tests {
         assert_eq!(hits, 3);
     }
 
-    /// Writes reach the database file without a commit checkpointing: 4 MB of them stay far
+    /// Writes reach the database file without a commit checkpointing: 4 MB of them stay
     /// below the commits' own threshold, so only the checkpoint thread can have copied them.
     #[test]
     fn the_wal_is_checkpointed_in_the_background() {

@@ -95,7 +95,7 @@ async fn sqlite_connections_are_configured_for_durability() {
                 .to_string(),
         ]
     };
-    let expected = ["wal", "2", "1", "5000", "2", "10000"].map(str::to_owned);
+    let expected = ["wal", "2", "1", "5000", "2", "2000"].map(str::to_owned);
     // The writer, and both connections of the reader pool (held at once, so they differ).
     assert_eq!(pragmas(&mut db.blocking_connection().unwrap()), expected);
     let readers = db.read(move |first| Ok(pragmas(first))).await.unwrap();
